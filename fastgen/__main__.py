@@ -1,0 +1,3 @@
+from fastgen.cli import main
+
+raise SystemExit(main())

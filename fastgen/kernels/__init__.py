@@ -1,0 +1,1 @@
+"""numba kernels: pure functions of arrays, numbers and keys. No I/O, no Polars, no globals."""

@@ -1,0 +1,84 @@
+"""Pick the rows a run changes in one day, and give them their new values.
+
+Picks are keyed by a row's *slot*: its place in the day's sale_id order, holes included, so
+a pick does not depend on which other rows were deleted before (DESIGN.md section 2).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from fastgen.kernels.random import uniform_at
+from fastgen.kernels.sales import time_of_day_us
+
+NO_CHANGE = 0
+UPDATE = 1
+SOFT_DELETE = 2
+HARD_DELETE = 3
+
+
+@nb.njit(cache=True)
+def geometric_positions(key, p, limit):
+    """Sorted positions in ``[0, limit)``, each present independently with probability ``p``.
+
+    Gaps between positions are geometric, so the cost is O(positions picked), not O(limit).
+    """
+    if p <= 0.0 or limit <= 0:
+        return np.empty(0, dtype=np.int64)
+    out = np.empty(max(16, np.int64(limit * p * 1.2) + 64), dtype=np.int64)
+    n = 0
+    pos = np.int64(-1)
+    k = 0
+    log_q = np.log1p(-p) if p < 1.0 else -np.inf
+    while True:
+        u = uniform_at(key, k)
+        k += 1
+        gap = np.int64(0) if p >= 1.0 else np.int64(np.floor(np.log1p(-u) / log_q))
+        pos += gap + 1
+        if pos >= limit:
+            break
+        if n == out.size:
+            grown = np.empty(out.size * 2, dtype=np.int64)
+            grown[:n] = out[:n]
+            out = grown
+        out[n] = pos
+        n += 1
+    return out[:n].copy()
+
+
+@nb.njit(cache=True)
+def apply_changes(positions, slots, keys, delete_given_change, soft_share, hour_cdf,
+                  run_day_start_us, qmin, qmax, alive, quantity, unit_price, amount,
+                  updated_at, version, is_deleted, deleted_at, kinds):
+    """Apply one run's changes to the picked rows of one day, in place.
+
+    ``positions`` index the arrays, ``slots`` key the randomness. ``keys``: kind, time,
+    quantity. A picked row that is gone or soft-deleted is left alone (kind NO_CHANGE).
+    """
+    qspan = qmax - qmin + 1
+    for j in range(positions.size):
+        i = positions[j]
+        slot = slots[j]
+        if not alive[i] or is_deleted[i]:
+            kinds[j] = NO_CHANGE
+            continue
+        u = uniform_at(keys[0], slot)
+        t = run_day_start_us + time_of_day_us(uniform_at(keys[1], slot), hour_cdf)
+        if u < delete_given_change:
+            if u < delete_given_change * soft_share:
+                kinds[j] = SOFT_DELETE
+                is_deleted[i] = True
+                deleted_at[i] = t
+                updated_at[i] = t
+                version[i] += 1
+            else:
+                kinds[j] = HARD_DELETE
+                alive[i] = False
+        else:
+            kinds[j] = UPDATE
+            q = qmin + min(np.int64(uniform_at(keys[2], slot) * qspan), qspan - 1)
+            quantity[i] = q
+            amount[i] = q * unit_price[i]
+            updated_at[i] = t
+            version[i] += 1

@@ -1,0 +1,330 @@
+"""The simulation as pure functions of ``(model, start date, day, run)`` (DESIGN.md sections 1-2).
+
+Words: run *r* is the r-th simulated day of work (run 0 is the start date); day *d* is the
+partition of sales whose sold_at falls on start + d. Run *r* inserts ``rows_per_day`` new
+rows with ids ``r * rows_per_day + i + 1`` (i = 0.., ordered by created_at); a few of them are
+late and land on an earlier day. Then it changes rows of earlier days, picked per day.
+
+The state of day *d* after run *T* is computed from the keys alone, never read from disk:
+its on-time rows are regenerated, its late rows (from runs d+1..d+7) are added, and the
+changes of every run that picked *d* are replayed. Changes are picked by geometric skips, so
+replaying a run costs O(rows it changes), and a daily run costs what it touches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cached_property, lru_cache
+
+import numpy as np
+import polars as pl
+
+from fastgen.config import Model
+from fastgen.kernels import changes as ck
+from fastgen.kernels import sales as sk
+from fastgen.kernels.random import Stream, derive_key, uniforms
+from fastgen.schema import NOT_DELETED, PARTITION_KEY, ROW_IMAGE, sales_frame
+
+US_PER_DAY = 86_400_000_000
+EPOCH = date(1970, 1, 1)
+# Kernel call size while filling one file's rows; any value gives the same bytes.
+DEFAULT_CHUNK_ROWS = 1 << 20
+_IMAGE_COLUMNS = ("sale_id", "sold_at", "store_id", "product_id", "quantity", "unit_price",
+                  "amount", "created_at", "updated_at", "version", "is_deleted", "deleted_at")
+
+
+@dataclass
+class Part:
+    """One file's worth of one day: arrays by slot, holes and hard deletes marked not alive."""
+
+    day: int
+    index: int
+    run: int  # changes of runs <= run are applied
+    slots: np.ndarray
+    alive: np.ndarray
+    columns: dict[str, np.ndarray]
+
+    def frame(self) -> pl.DataFrame:
+        keep = self.alive
+        return sales_frame({name: col[keep] for name, col in self.columns.items()})
+
+
+@dataclass
+class Changes:
+    """What one run did to one part: kinds (see kernels.changes) with row images."""
+
+    kinds: np.ndarray
+    before: dict[str, np.ndarray]
+    after: dict[str, np.ndarray]
+
+
+def hour_probabilities(model: Model) -> np.ndarray:
+    """P(hour = h) under the wrapped mixture of Gaussians over the time of day (24 values)."""
+    s = model.sales
+    weights = np.asarray(s.rush_weights, dtype=np.float64) / sum(s.rush_weights)
+
+    def cdf(x: float, mu: float) -> float:
+        return 0.5 * (1.0 + math.erf((x - mu) / (s.rush_sigma * math.sqrt(2.0))))
+
+    p = np.zeros(24)
+    for w, mu in zip(weights, s.rush_hours):
+        for h in range(24):
+            # The day wraps: mass that spills past midnight lands on the other side.
+            p[h] += w * sum(cdf(h + 1 + 24 * k, mu) - cdf(h + 24 * k, mu) for k in (-2, -1, 0, 1, 2))
+    return p / p.sum()
+
+
+def zipf_weights(n: int, skew: float) -> np.ndarray:
+    return np.arange(1, n + 1, dtype=np.float64) ** -skew
+
+
+class Simulation:
+    """All of a dataset's values, addressable by day and run. Cheap to build; caches per-run tables."""
+
+    def __init__(self, model: Model, start: date, *, chunk_rows: int = DEFAULT_CHUNK_ROWS):
+        self.model = model.validate()
+        self.start = start
+        self.chunk_rows = chunk_rows
+        self.rows = model.sales.rows_per_day
+        s, c = model.sales, model.changes
+        self.hour_cdf = np.concatenate([[0.0], np.cumsum(hour_probabilities(model))])
+        self.hour_cdf[-1] = 1.0
+        self.store_prob, self.store_alias = sk.alias_table(zipf_weights(s.stores, s.store_skew))
+        self.product_prob, self.product_alias = sk.alias_table(
+            zipf_weights(s.products, s.product_skew))
+        u = uniforms(np.uint64(derive_key(model.seed, Stream.PRICE)), 0, s.products)
+        lo, hi = math.log(s.price_min_cents), math.log(s.price_max_cents)
+        self.prices = np.clip(np.rint(np.exp(lo + u * (hi - lo))), s.price_min_cents,
+                              s.price_max_cents).astype(np.int64)
+        self.change_rate = c.update_rate + c.delete_rate
+        self.delete_given_change = c.delete_rate / self.change_rate if self.change_rate else 0.0
+        self.second_start = lru_cache(maxsize=32)(self._second_start)
+        self.late = lru_cache(maxsize=1024)(self._late)
+        self.chosen_days = lru_cache(maxsize=None)(self._chosen_days)
+
+    # ---- dates -------------------------------------------------------------------------
+    def date_of(self, day: int) -> date:
+        return self.start + timedelta(days=day)
+
+    def index_of(self, when: date) -> int:
+        return (when - self.start).days
+
+    def day_start_us(self, day: int) -> int:
+        return (self.date_of(day) - EPOCH).days * US_PER_DAY
+
+    def _key(self, stream: Stream, *parts: int) -> np.uint64:
+        return np.uint64(derive_key(self.model.seed, stream, *parts))
+
+    # ---- per-run tables ----------------------------------------------------------------
+    def _second_start(self, run: int) -> np.ndarray:
+        """Rows before each second of the run's day: a multinomial over the 86,400 seconds."""
+        p_second = np.repeat(np.diff(self.hour_cdf) / 3600.0, 3600)
+        # numpy's Philox is counter-based too; it is keyed like every other stream.
+        gen = np.random.Generator(np.random.Philox(key=int(self._key(Stream.SECOND_COUNTS, run))))
+        counts = gen.multinomial(self.rows, p_second / p_second.sum())
+        return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def _late(self, run: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices of the run's late arrivals, and how many days late each is."""
+        c = self.model.changes
+        if run == 0 or c.late_share == 0:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        rows = ck.geometric_positions(self._key(Stream.LATE_PICK, run), c.late_share, self.rows)
+        max_days = min(c.late_max_days, run)
+        cdf = np.cumsum(c.late_decay ** np.arange(max_days))
+        u = np.empty(rows.size)
+        key = self._key(Stream.LATENESS, run)
+        for j, i in enumerate(rows):  # a few thousand per run
+            u[j] = uniforms(key, int(i), 1)[0]
+        days = np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), max_days - 1) + 1
+        return rows, days.astype(np.int64)
+
+    def _chosen_days(self, run: int) -> np.ndarray:
+        """Distinct earlier days that run ``run`` changes: sigmoid-weighted draws with replacement."""
+        c = self.model.changes
+        history = run
+        midpoint = history / 2 if history < c.sigmoid_switch_days else history - c.sigmoid_recent_days
+        draws = int(midpoint)
+        if draws <= 0 or self.change_rate == 0:
+            return np.empty(0, np.int64)
+        weights = 1.0 / (1.0 + np.exp(-c.sigmoid_steepness * (np.arange(history) - midpoint)))
+        cum = np.cumsum(weights)
+        u = uniforms(self._key(Stream.DAY_DRAWS, run), 0, draws) * cum[-1]
+        return np.unique(np.minimum(np.searchsorted(cum, u, side="right"), history - 1))
+
+    def touched(self, run: int) -> np.ndarray:
+        """Days whose export run ``run`` rewrites: its new day, late landings, changed days."""
+        rows, days = self.late(run)
+        return np.union1d(np.union1d(self.chosen_days(run), run - days), [run])
+
+    def late_into(self, day: int, upto_run: int) -> list[tuple[int, np.ndarray]]:
+        """Late rows landing on ``day`` from runs ``day+1..upto_run``, as (run, row indices)."""
+        out = []
+        for run in range(day + 1, min(day + self.model.changes.late_max_days, upto_run) + 1):
+            rows, days = self.late(run)
+            picked = rows[days == run - day]
+            if picked.size:
+                out.append((run, picked))
+        return out
+
+    # ---- rows --------------------------------------------------------------------------
+    def _new_rows(self, run: int, start: int, stop: int | None = None,
+                  rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Columns of new rows of ``run``: the range start..stop, or the given row indices."""
+        n = (stop - start) if rows is None else rows.size
+        cols = {
+            "sold_at": np.empty(n, np.int64), "store_id": np.empty(n, np.int32),
+            "product_id": np.empty(n, np.int32), "quantity": np.empty(n, np.int32),
+            "unit_price": np.empty(n, np.int64), "amount": np.empty(n, np.int64),
+        }
+        keys = np.array([self._key(st, run) for st in
+                         (Stream.TIME_IN_SECOND, Stream.STORE, Stream.PRODUCT, Stream.QUANTITY)],
+                        dtype=np.uint64)
+        s = self.model.sales
+        tables = (self.day_start_us(run), self.second_start(run), keys, self.store_prob,
+                  self.store_alias, self.product_prob, self.product_alias, self.prices,
+                  s.quantity_min, s.quantity_max)
+        order = ("sold_at", "store_id", "product_id", "quantity", "unit_price", "amount")
+        if rows is None:
+            for lo in range(start, stop, self.chunk_rows):
+                hi = min(lo + self.chunk_rows, stop)
+                sk.fill_range(lo, hi, *tables, *(cols[c][lo - start:hi - start] for c in order))
+            ids = np.arange(start, stop, dtype=np.int64)
+        else:
+            sk.fill_rows(rows, *tables, *(cols[c] for c in order))
+            ids = rows
+        cols["sale_id"] = ids + (run * self.rows + 1)
+        cols["created_at"] = cols["sold_at"].copy()
+        cols["updated_at"] = cols["sold_at"].copy()
+        cols["version"] = np.ones(n, np.int32)
+        cols["is_deleted"] = np.zeros(n, np.bool_)
+        cols["deleted_at"] = np.full(n, NOT_DELETED, np.int64)
+        return cols
+
+    def _late_rows(self, day: int, run: int, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Late rows of ``run`` landing on ``day``: created in the run, sold on the day."""
+        cols = self._new_rows(run, 0, rows=rows)
+        sold = np.empty(rows.size, np.int64)
+        sk.times_of_day(self._key(Stream.LATE_TIME, run), rows, self.hour_cdf,
+                        self.day_start_us(day), sold)
+        cols["sold_at"] = sold
+        return cols
+
+    # ---- parts of a day ----------------------------------------------------------------
+    def parts(self) -> int:
+        return -(-self.rows // self.model.rows_per_file)
+
+    def _part_range(self, index: int) -> tuple[int, int]:
+        lo = index * self.model.rows_per_file
+        return lo, min(lo + self.model.rows_per_file, self.rows)
+
+    def new_part(self, day: int, index: int) -> Part:
+        """Part ``index`` of ``day`` as its own run wrote it (no late rows, no changes)."""
+        lo, hi = self._part_range(index)
+        cols = self._new_rows(day, lo, hi)
+        alive = np.ones(hi - lo, np.bool_)
+        late_rows, _ = self.late(day)
+        inside = late_rows[(late_rows >= lo) & (late_rows < hi)]
+        alive[inside - lo] = False  # late rows of this run live on earlier days
+        return Part(day, index, day, np.arange(lo, hi, dtype=np.int64), alive, cols)
+
+    def advance(self, part: Part, run: int, capture: bool = False) -> dict[int, Changes]:
+        """Move ``part`` forward to after ``run``: add late rows, replay changes, in place.
+
+        With ``capture``, return what each replayed run did, as row images before and after.
+        """
+        captured: dict[int, Changes] = {}
+        if run <= part.run:
+            return captured
+        last = part.index == self.parts() - 1
+        if last:
+            self._add_late(part, part.run, run)
+        lo, hi = self._part_range(part.index)
+        c = self.model.changes
+        s = self.model.sales
+        existing = self.rows + sum(r.size for r_run, r in self.late_into(part.day, part.run))
+        late_by_run = dict((r_run, r.size) for r_run, r in self.late_into(part.day, run))
+        for r in range(part.run + 1, run + 1):
+            if part.day in self._chosen_set(r):
+                slots = ck.geometric_positions(self._key(Stream.CHANGE_PICK, r, part.day),
+                                               self.change_rate, existing)
+                on_time = slots[(slots >= lo) & (slots < hi)]
+                positions = on_time - lo
+                if last:
+                    late_slots = slots[slots >= self.rows]
+                    positions = np.concatenate([positions, (hi - lo) + late_slots - self.rows])
+                    on_time = np.concatenate([on_time, late_slots])
+                before = {k: v[positions] for k, v in part.columns.items()} if capture else None
+                kinds = np.zeros(positions.size, np.int8)
+                keys = np.array([self._key(st, r, part.day) for st in
+                                 (Stream.CHANGE_KIND, Stream.CHANGE_TIME, Stream.CHANGE_QUANTITY)],
+                                dtype=np.uint64)
+                col = part.columns
+                ck.apply_changes(positions, on_time, keys, self.delete_given_change, c.soft_share,
+                                 self.hour_cdf, self.day_start_us(r), s.quantity_min,
+                                 s.quantity_max, part.alive, col["quantity"], col["unit_price"],
+                                 col["amount"], col["updated_at"], col["version"],
+                                 col["is_deleted"], col["deleted_at"], kinds)
+                if capture:
+                    changed = kinds != ck.NO_CHANGE
+                    after = {k: v[positions[changed]] for k, v in col.items()}
+                    captured[r] = Changes(kinds[changed],
+                                          {k: v[changed] for k, v in before.items()}, after)
+            existing += late_by_run.get(r, 0)
+        part.run = run
+        return captured
+
+    def _chosen_set(self, run: int) -> frozenset[int]:
+        return _as_set(self.chosen_days(run))
+
+    def _add_late(self, part: Part, after_run: int, upto_run: int) -> None:
+        pieces = [(r, rows) for r, rows in self.late_into(part.day, upto_run) if r > after_run]
+        if not pieces:
+            return
+        new = [self._late_rows(part.day, r, rows) for r, rows in pieces]
+        base = self.rows + sum(r.size for _, r in self.late_into(part.day, after_run))
+        count = sum(r.size for _, r in pieces)
+        part.columns = {k: np.concatenate([v] + [n[k] for n in new]) for k, v in part.columns.items()}
+        part.slots = np.concatenate([part.slots, np.arange(base, base + count, dtype=np.int64)])
+        part.alive = np.concatenate([part.alive, np.ones(count, np.bool_)])
+
+    def part_state(self, day: int, index: int, run: int) -> Part:
+        """Part ``index`` of ``day`` after ``run``, computed from the keys alone."""
+        part = self.new_part(day, index)
+        self.advance(part, run)
+        return part
+
+    # ---- frames ------------------------------------------------------------------------
+    def day(self, day: int) -> pl.DataFrame:
+        """Day ``day``'s sales as its own run created them: on-time rows, ordered by sold_at."""
+        return self.partition(day, day)
+
+    def partition(self, day: int, run: int) -> pl.DataFrame:
+        """The export of ``day`` after ``run``: what ``sales/sale_date=...`` holds then."""
+        if not 0 <= day <= run:
+            raise ValueError(f"day {day} does not exist after run {run}")
+        return pl.concat([self.part_state(day, k, run).frame() for k in range(self.parts())])
+
+    def inserts(self, run: int) -> tuple[pl.DataFrame, np.ndarray]:
+        """Every row ``run`` creates, as inserted, with the day each one lands on."""
+        cols = self._new_rows(run, 0, self.rows)
+        rows, days = self.late(run)
+        landing = np.full(self.rows, run, np.int64)
+        landing[rows] = run - days
+        late_time = np.empty(rows.size, np.int64)
+        sk.times_of_day(self._key(Stream.LATE_TIME, run), rows, self.hour_cdf, 0, late_time)
+        cols["sold_at"][rows] = late_time + np.array(
+            [self.day_start_us(int(d)) for d in landing[rows]], dtype=np.int64)
+        return sales_frame(cols), landing
+
+
+@lru_cache(maxsize=4096)
+def _as_set_cached(key: bytes) -> frozenset[int]:
+    return frozenset(np.frombuffer(key, dtype=np.int64).tolist())
+
+
+def _as_set(days: np.ndarray) -> frozenset[int]:
+    return _as_set_cached(days.astype(np.int64).tobytes())
