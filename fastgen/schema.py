@@ -33,7 +33,7 @@ SALES_SCHEMA: dict[str, pl.DataType] = {
 }
 SALES_COLUMNS = tuple(SALES_SCHEMA)
 
-ROW_IMAGE = pl.Struct(SALES_SCHEMA | {PARTITION_KEY: pl.Date()})
+ROW_IMAGE = pl.Struct(SALES_SCHEMA)
 FEED_SCHEMA: dict[str, pl.DataType] = {
     "op": pl.String(),
     "commit_version": pl.Int64(),

@@ -1,0 +1,212 @@
+"""Command line: argument parsing and wiring only. Bad input: one line on stderr, exit 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+
+from fastgen.config import ChangeModel, ConfigError, Model, SalesModel
+from fastgen.dataset import Dataset, DatasetError, UsageError, check_writable
+
+# (flag, section, field, type, help). Each one changes the model, so it is stored in
+# fastgen.json and refused on an existing dataset when it differs.
+_FLOATS = lambda text: tuple(float(x) for x in text.split(","))  # noqa: E731
+MODEL_OPTIONS = [
+    ("--seed", None, "seed", int, "seed of every random number"),
+    ("--rows-per-day", "sales", "rows_per_day", int, "new rows per run"),
+    ("--rush-hours", "sales", "rush_hours", _FLOATS, "comma-separated peaks of the time of day, in hours"),
+    ("--rush-weights", "sales", "rush_weights", _FLOATS, "comma-separated weights of the peaks"),
+    ("--rush-sigma", "sales", "rush_sigma", float, "standard deviation of each peak, in hours"),
+    ("--stores", "sales", "stores", int, "number of stores"),
+    ("--products", "sales", "products", int, "number of products"),
+    ("--store-skew", "sales", "store_skew", float, "Zipf exponent of store popularity"),
+    ("--product-skew", "sales", "product_skew", float, "Zipf exponent of product popularity"),
+    ("--quantity-min", "sales", "quantity_min", int, "smallest quantity"),
+    ("--quantity-max", "sales", "quantity_max", int, "largest quantity"),
+    ("--sigmoid-steepness", "changes", "sigmoid_steepness", float, "steepness of the sigmoid over a day's position in history"),
+    ("--sigmoid-switch-days", "changes", "sigmoid_switch_days", int, "history length from which the midpoint is H - recent days (before: H/2)"),
+    ("--sigmoid-recent-days", "changes", "sigmoid_recent_days", int, "days before the newest at which the sigmoid's midpoint sits"),
+    ("--update-rate", "changes", "update_rate", float, "probability that a live row of a changed day is updated"),
+    ("--delete-rate", "changes", "delete_rate", float, "probability that a live row of a changed day is deleted"),
+    ("--delete-mode", "changes", "delete_mode", str, "soft, hard or mixed deletes"),
+    ("--soft-delete-share", "changes", "soft_delete_share", float, "share of soft deletes in mixed mode"),
+    ("--late-share", "changes", "late_share", float, "share of a run's new rows that arrive late"),
+    ("--late-max-days", "changes", "late_max_days", int, "largest lateness, in days"),
+    ("--late-decay", "changes", "late_decay", float, "P(lateness k) is proportional to decay**(k-1)"),
+    ("--rows-per-file", None, "rows_per_file", int, "rows of one day per file"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every bad input
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fastgen", description="Deterministic daily-changing sales data.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    defaults = Model()
+
+    gen = sub.add_parser("generate", help="make the next days of data",
+                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    gen.add_argument("--data", type=Path, default=Path("data"), help="dataset folder")
+    gen.add_argument("--start-date", type=_date, default=None,
+                     help="first day of a new dataset; ignored when resuming (default: today)")
+    gen.add_argument("--days", type=_positive, default=1, help="runs to make")
+    gen.add_argument("--format", choices=["parquet", "csv"], default=None,
+                     help="file format of a new dataset (default: parquet)")
+    for flag, section, name, kind, text in MODEL_OPTIONS:
+        holder = getattr(defaults, section) if section else defaults
+        default = getattr(holder, name)
+        shown = ",".join(f"{x:g}" for x in default) if isinstance(default, tuple) else default
+        kwargs = {"choices": ["soft", "hard", "mixed"]} if name == "delete_mode" else {}
+        gen.add_argument(flag, type=_positive if kind is int and name not in ("seed",) else kind,
+                         default=None, help=f"{text} (default: {shown})", **kwargs)
+
+    info = sub.add_parser("info", help="days, rows and size of a dataset")
+    info.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default: data)")
+
+    verify = sub.add_parser("verify", help="check the files against the manifests")
+    verify.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default: data)")
+    return parser
+
+
+def _model_from(args: argparse.Namespace, base: Model) -> tuple[Model, list[str]]:
+    """``base`` with the options given on the command line; also their flags."""
+    sales, changes, top, given = {}, {}, {}, []
+    for flag, section, name, _, _ in MODEL_OPTIONS:
+        value = getattr(args, name)
+        if value is None:
+            continue
+        given.append(flag)
+        {"sales": sales, "changes": changes, None: top}[section][name] = value
+    from dataclasses import replace
+    model = replace(base, **top, sales=replace(base.sales, **sales),
+                    changes=replace(base.changes, **changes))
+    return model, given
+
+
+def _flag_value(model: Model, flag: str):
+    for f, section, name, _, _ in MODEL_OPTIONS:
+        if f == flag:
+            return getattr(getattr(model, section) if section else model, name)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    check_writable(args.data)
+    if Dataset.exists(args.data):
+        ds = Dataset(args.data)
+        wanted, given = _model_from(args, ds.model)
+        for flag in given:
+            if _flag_value(wanted, flag) != _flag_value(ds.model, flag):
+                raise UsageError(f"{flag} differs from the dataset's ({_flag_value(ds.model, flag)}); "
+                                 "it would change the model of an existing dataset.")
+        if args.format and args.format != ds.format:
+            raise UsageError(f"--format differs from the dataset's ({ds.format}).")
+    else:
+        model, _ = _model_from(args, Model())
+        try:
+            model.validate()
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        ds = Dataset.create(args.data, model, args.start_date or date.today(),
+                            args.format or "parquet")
+    ds.lock()
+    try:
+        for line in ds.recover():
+            print(f"recovered: {line}", file=sys.stderr)
+        ds.check_committed_files()
+        first = ds.last_run() + 1
+        if first > 0 and args.start_date is not None:
+            print(f"resuming at {ds.sim.date_of(first)}, after the last day in {args.data}; "
+                  f"--start-date {args.start_date} was ignored", file=sys.stderr)
+        return _run_batch(ds, args.days)
+    finally:
+        ds.unlock()
+
+
+def _run_batch(ds: Dataset, days: int) -> int:
+    from tqdm import tqdm
+
+    bar = tqdm(total=days, unit="day", disable=days == 1 or not sys.stderr.isatty(),
+               file=sys.stderr, leave=False)
+
+    def on_run(s) -> None:
+        c = s.counts
+        bar.clear()
+        print(f"{s.run_date}  run {s.run:>4}  {c['inserts']:>11,} rows  {c['late_rows']:>8,} late  "
+              f"{c['updates']:>10,} upd  {c['soft_deletes'] + c['hard_deletes']:>8,} del  "
+              f"{c['partitions_rewritten']:>4} days  {s.seconds:6.2f} s  {s.bytes / 1e6:8.1f} MB feed",
+              flush=True)
+        bar.update(1)
+
+    import time
+    t0 = time.perf_counter()
+    summaries = ds.generate(days, on_run=on_run)
+    bar.close()
+    last = ds.manifest()
+    print(f"committed {len(summaries)} run(s) to {ds.root}: {last['bytes_written'] / 1e6:.1f} MB "
+          f"written in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    ds = Dataset(args.data)
+    last = ds.manifest()
+    if last is None:
+        print(f"{args.data}: no committed run yet (starts {ds.start})")
+        return 0
+    parts = last["partitions"]
+    rows = sum(p["rows"] for p in parts.values())
+    live = sum(p["live_rows"] for p in parts.values())
+    size = sum(f["bytes"] for f in last["files"].values())
+    print(f"{args.data}: {len(parts)} days {min(parts)} .. {max(parts)}, {last['run'] + 1} runs, "
+          f"{rows:,} rows ({live:,} live), {size / 1e6:.1f} MB, format {ds.format}, "
+          f"seed {ds.model.seed}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    ds = Dataset(args.data)
+    problems = ds.verify()
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.data}", file=sys.stderr)
+        return 1
+    last = ds.manifest()
+    print(f"{args.data}: all {len(last['partitions']) if last else 0} days match run "
+          f"{last['run_date'] if last else '(none)'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return {"generate": _generate, "info": _info, "verify": _verify}[args.command](args)
+    except (DatasetError, ConfigError) as exc:
+        print(f"fastgen: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except OSError as exc:
+        print(f"fastgen: {exc.strerror or exc} ({exc.filename or 'disk'}); the last committed "
+              "state is intact.", file=sys.stderr)
+        return 1

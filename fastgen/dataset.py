@@ -1,0 +1,480 @@
+"""The on-disk dataset: layout, identity, manifests, commit protocol, lock, recovery, verify.
+
+Layout (DESIGN.md section 4)::
+
+    fastgen.json                                   identity: format version, seed, options
+    sales/sale_date=YYYY-MM-DD/part-00000.parquet  current state of that day
+    changes/run_date=YYYY-MM-DD/part-00000.parquet everything that run changed
+    manifests/run_date=YYYY-MM-DD.json             ground truth of that run
+
+Commit protocol. A call of ``generate`` makes one *batch* of runs T0+1..T. Every file is first
+written under a hidden temporary name (``.name.tmp-T``, which Polars, DuckDB, pyarrow and
+Spark globs skip) and flushed; manifests of the batch's earlier runs likewise; then the
+manifest of run T is written and renamed into place: that rename is the commit point. It lists
+every rename the batch still owes, which are then done (``os.replace``, so a reader that globs
+``sales/`` sees one file per part at every moment). On start, leftovers of a batch whose
+commit manifest exists are rolled forward; any other temporary file is removed, and the runs
+are simply made again, since every byte is a function of the seed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from fastgen.config import Model
+from fastgen.digest import digest
+from fastgen.formats import FORMATS, Written, file_checksum, write_file
+from fastgen.formats import feed as feed_format
+from fastgen.kernels import changes as ck
+from fastgen.model import Part, Simulation
+from fastgen.schema import FEED_PARTITION_KEY, PARTITION_KEY
+
+FORMAT_VERSION = 1
+IDENTITY = "fastgen.json"
+LOCK = ".fastgen.lock"
+SALES, CHANGES, MANIFESTS = "sales", "changes", "manifests"
+# Part states kept in memory between the runs of a batch; evicted parts are recomputed.
+DEFAULT_CACHE_BYTES = 2 << 30
+
+
+class DatasetError(Exception):
+    """Something about the dataset folder stops the work; the message is one sentence."""
+
+    exit_code = 1
+
+
+class UsageError(DatasetError):
+    """The user asked for something impossible; nothing was written."""
+
+    exit_code = 2
+
+
+class LockedError(DatasetError):
+    exit_code = 1
+
+
+@dataclass
+class RunSummary:
+    run: int
+    run_date: date
+    counts: dict[str, int]
+    seconds: float
+    bytes: int
+
+
+@dataclass
+class _Batch:
+    """Temporary files of a batch and the renames its commit owes."""
+
+    tag: str
+    renames: list[tuple[str, str]] = field(default_factory=list)
+    files: dict[str, dict] = field(default_factory=dict)
+
+
+def _tmp_name(final: Path, tag: str) -> Path:
+    return final.with_name(f".{final.name}.tmp-{tag}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class Dataset:
+    """A fastgen dataset folder. Open an existing one with ``Dataset(root)``, make one with ``create``."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        path = self.root / IDENTITY
+        try:
+            identity = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UsageError(f"{self.root} holds no fastgen dataset (no {IDENTITY}).") from None
+        except (OSError, ValueError):
+            raise UsageError(f"{path} is not a fastgen dataset identity file.") from None
+        if not isinstance(identity, dict) or identity.get("generator") != "fastgen":
+            raise UsageError(f"{path} is not a fastgen dataset identity file.")
+        version = identity.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise UsageError(f"{path} has format version {version}, newer than this fastgen "
+                             f"understands ({FORMAT_VERSION}); upgrade fastgen.")
+        try:
+            self.model = Model.from_json(identity["model"])
+            self.start = date.fromisoformat(identity["start_date"])
+            self.format = identity["format"]
+            if self.format not in FORMATS:
+                raise ValueError(self.format)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"{path} is damaged: {exc}.") from None
+        self.identity = identity
+        self.sim = Simulation(self.model, self.start)
+        self._lock_fd: int | None = None
+
+    # ---- creation and identity -----------------------------------------------------------
+    @staticmethod
+    def exists(root: str | os.PathLike) -> bool:
+        return (Path(root) / IDENTITY).exists()
+
+    @classmethod
+    def create(cls, root: str | os.PathLike, model: Model, start: date,
+               fmt: str = "parquet") -> Dataset:
+        root = Path(root)
+        model.validate()
+        if fmt not in FORMATS:
+            raise UsageError(f"--format must be one of {', '.join(FORMATS)}.")
+        check_writable(root)
+        root.mkdir(parents=True, exist_ok=True)
+        identity = {"generator": "fastgen", "format_version": FORMAT_VERSION,
+                    "start_date": start.isoformat(), "format": fmt, "last_date": None,
+                    "model": model.to_json()}
+        tmp = root / f".{IDENTITY}.tmp"
+        _write_json(tmp, identity)
+        os.replace(tmp, root / IDENTITY)
+        _fsync_dir(root)
+        return cls(root)
+
+    @property
+    def ext(self) -> str:
+        return FORMATS[self.format].EXTENSION
+
+    # ---- manifests ---------------------------------------------------------------------
+    def manifest_path(self, run: int) -> Path:
+        return self.root / MANIFESTS / f"{FEED_PARTITION_KEY}={self.sim.date_of(run)}.json"
+
+    def committed_runs(self) -> list[int]:
+        folder = self.root / MANIFESTS
+        if not folder.is_dir():
+            return []
+        runs = []
+        prefix = f"{FEED_PARTITION_KEY}="
+        for p in folder.iterdir():
+            if p.name.startswith(prefix) and p.name.endswith(".json"):
+                runs.append(self.sim.index_of(date.fromisoformat(p.name[len(prefix):-5])))
+        return sorted(runs)
+
+    def last_run(self) -> int:
+        """The last committed run, or -1 for a dataset with none."""
+        runs = self.committed_runs()
+        return runs[-1] if runs else -1
+
+    def manifest(self, run: int | None = None) -> dict | None:
+        run = self.last_run() if run is None else run
+        if run < 0:
+            return None
+        path = self.manifest_path(run)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            raise DatasetError(f"manifest {path} is not valid JSON; run `fastgen verify`.") from None
+
+    # ---- lock --------------------------------------------------------------------------
+    def lock(self) -> None:
+        """Become the one writer of this folder, or fail at once naming the holder's pid."""
+        fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise LockedError(f"{self.root} is being written by another fastgen "
+                              f"(pid {holder}); wait for it or stop it.") from None
+        # The kernel drops an flock when its holder dies, so a stale lock is simply taken over.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # ---- recovery ----------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Finish a committed batch's renames and drop any other temporary file; say what was done."""
+        done: list[str] = []
+        last = self.manifest()
+        owed = {(self.root / a, self.root / b) for a, b in (last or {}).get("renames", [])}
+        for tmp, final in sorted(owed):
+            if tmp.exists():
+                os.replace(tmp, final)
+                done.append(f"finished committing {final.relative_to(self.root)}")
+        removed = 0
+        for folder in (SALES, CHANGES, MANIFESTS):
+            base = self.root / folder
+            if not base.is_dir():
+                continue
+            for path in sorted(base.rglob(".*.tmp-*")):
+                path.unlink()
+                removed += 1
+            for sub in sorted(base.iterdir()):
+                if sub.is_dir() and not any(sub.iterdir()):
+                    sub.rmdir()
+        if removed:
+            done.append(f"removed {removed} file(s) of an unfinished run, which will be made again")
+        if last is not None and self.identity.get("last_date") != last["run_date"]:
+            self._set_last_date(last["run_date"])
+        return done
+
+    def _set_last_date(self, value: str) -> None:
+        self.identity["last_date"] = value
+        tmp = self.root / f".{IDENTITY}.tmp"
+        _write_json(tmp, self.identity)
+        os.replace(tmp, self.root / IDENTITY)
+
+    def check_committed_files(self) -> None:
+        """Cheap checks before writing: every committed file there with its size, nothing foreign."""
+        problems = self.file_problems(checksums=False)
+        if problems:
+            raise DatasetError(f"the dataset is corrupt ({problems[0]}"
+                               f"{'' if len(problems) == 1 else f', and {len(problems) - 1} more'}); "
+                               "run `fastgen verify` and repair or remove it; nothing was written.")
+
+    # ---- generation --------------------------------------------------------------------
+    def generate(self, days: int, *, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 on_run: Callable[[RunSummary], None] | None = None,
+                 on_write: Callable[[int, int], None] | None = None) -> list[RunSummary]:
+        """Make ``days`` more runs in one batch and commit them; the caller holds the lock."""
+        if days < 1:
+            raise UsageError("--days must be at least 1.")
+        first = self.last_run() + 1
+        last = first + days - 1
+        batch = _Batch(tag=str(last))
+        previous = self.manifest(first - 1)
+        partitions = dict(previous["partitions"]) if previous else {}
+        files = dict(previous["files"]) if previous else {}
+        cache = _PartCache(self.sim, cache_bytes)
+        summaries: list[RunSummary] = []
+        touched_in_batch: set[int] = set()
+        manifests: list[dict] = []
+        for run in range(first, last + 1):
+            t0 = time.perf_counter()
+            summary, manifest = self._make_run(run, cache, partitions, batch)
+            touched_in_batch.update(int(d) for d in self.sim.touched(run))
+            manifests.append(manifest)
+            summary.seconds = time.perf_counter() - t0
+            summaries.append(summary)
+            if on_run:
+                on_run(summary)
+        # Each touched day is written once, in its state after the batch's last run.
+        for n, day in enumerate(sorted(touched_in_batch)):
+            self._write_partition(day, last, cache, batch)
+            if on_write:
+                on_write(n + 1, len(touched_in_batch))
+        files.update(batch.files)
+        self._commit(manifests, partitions, files, batch)
+        return summaries
+
+    def _make_run(self, run: int, cache: _PartCache, partitions: dict,
+                  batch: _Batch) -> tuple[RunSummary, dict]:
+        sim = self.sim
+        inserts, landing = sim.inserts(run)
+        landing_dates = np.array([np.datetime64(sim.date_of(int(d)), "D") for d in np.unique(landing)])
+        insert_dates = landing_dates[np.searchsorted(np.unique(landing), landing)]
+        counts = {"inserts": inserts.height, "late_rows": int((landing != run).sum()),
+                  "updates": 0, "soft_deletes": 0, "hard_deletes": 0}
+        changes = []
+        touched = [int(d) for d in sim.touched(run)]
+        chosen = set(int(d) for d in sim.chosen_days(run))
+        for day in touched:
+            frames = []
+            for index in range(sim.parts()):
+                part = cache.get(day, index, run - 1) if day < run else sim.new_part(day, index)
+                captured = sim.advance(part, run, capture=day in chosen).get(run)
+                if captured is not None:
+                    changes.append((sim.date_of(day), captured.kinds, captured.before,
+                                    captured.after))
+                    for name, kind in (("updates", ck.UPDATE), ("soft_deletes", ck.SOFT_DELETE),
+                                       ("hard_deletes", ck.HARD_DELETE)):
+                        counts[name] += int((captured.kinds == kind).sum())
+                frames.append(part.frame())
+                cache.put(part)
+            truth = digest(pl.concat(frames)).to_json()
+            truth["last_run"] = run
+            truth["files"] = [str(self._part_path(day, k).relative_to(self.root))
+                              for k in range(sim.parts())]
+            partitions[sim.date_of(day).isoformat()] = truth
+        commit_ts = datetime.combine(sim.date_of(run) + timedelta(days=1), datetime.min.time())
+        feed = feed_format.build(run, commit_ts, inserts, insert_dates, changes)
+        feed_path = self.root / CHANGES / f"{FEED_PARTITION_KEY}={sim.date_of(run)}" / f"part-00000{self.ext}"
+        written = self._write_temp(feed, feed_path, batch)
+        counts["partitions_rewritten"] = len(touched)
+        counts["feed_rows"] = feed.height
+        manifest = {
+            "format_version": FORMAT_VERSION, "run": run, "run_date": sim.date_of(run).isoformat(),
+            "commit_ts": commit_ts.isoformat(), "counts": counts,
+            "touched": [sim.date_of(d).isoformat() for d in touched],
+            "feed": str(feed_path.relative_to(self.root)),
+            "partitions": dict(sorted(partitions.items())),
+        }
+        return RunSummary(run, sim.date_of(run), counts, 0.0, written.bytes), manifest
+
+    def _part_path(self, day: int, index: int) -> Path:
+        return (self.root / SALES / f"{PARTITION_KEY}={self.sim.date_of(day)}"
+                / f"part-{index:05d}{self.ext}")
+
+    def _write_temp(self, frame: pl.DataFrame, final: Path, batch: _Batch) -> Written:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _tmp_name(final, batch.tag)
+        written = write_file(frame, tmp, self.format)
+        batch.renames.append((str(tmp.relative_to(self.root)), str(final.relative_to(self.root))))
+        batch.files[str(final.relative_to(self.root))] = {"bytes": written.bytes,
+                                                          "sha256": written.sha256}
+        return written
+
+    def _write_partition(self, day: int, run: int, cache: _PartCache, batch: _Batch) -> None:
+        for index in range(self.sim.parts()):
+            part = cache.get(day, index, run)
+            self._write_temp(part.frame(), self._part_path(day, index), batch)
+            cache.drop(day, index)
+
+    def _commit(self, manifests: list[dict], partitions: dict, files: dict, batch: _Batch) -> None:
+        folder = self.root / MANIFESTS
+        folder.mkdir(exist_ok=True)
+        for manifest in manifests[:-1]:
+            final = self.manifest_path(manifest["run"])
+            tmp = _tmp_name(final, batch.tag)
+            _write_json(tmp, manifest)
+            batch.renames.append((str(tmp.relative_to(self.root)), str(final.relative_to(self.root))))
+        for parent in {(self.root / a).parent for a, _ in batch.renames}:
+            _fsync_dir(parent)
+        last = manifests[-1]
+        last["files"] = dict(sorted(files.items()))
+        last["renames"] = batch.renames
+        last["bytes_written"] = sum(batch.files[p]["bytes"] for p in batch.files)
+        final = self.manifest_path(last["run"])
+        tmp = _tmp_name(final, batch.tag)
+        _write_json(tmp, last)
+        os.replace(tmp, final)  # the commit point
+        _fsync_dir(folder)
+        self.recover()
+
+    # ---- reading -----------------------------------------------------------------------
+    def current_files(self, prefix: str = SALES) -> list[Path]:
+        last = self.manifest()
+        if last is None:
+            return []
+        return [self.root / p for p in last["files"] if p.startswith(prefix + "/")]
+
+    def scan(self) -> pl.LazyFrame:
+        """The committed sales as one LazyFrame, with sale_date from the hive folders."""
+        paths = [str(p) for p in self.current_files(SALES)]
+        if not paths:
+            raise DatasetError(f"{self.root} has no committed run yet.")
+        if self.format == "parquet":
+            return pl.scan_parquet(paths, hive_partitioning=True)
+        return pl.concat([
+            FORMATS["csv"].read([p]).lazy().with_columns(
+                pl.lit(date.fromisoformat(Path(p).parent.name.split("=", 1)[1])).alias(PARTITION_KEY))
+            for p in paths])
+
+    # ---- verification ------------------------------------------------------------------
+    def file_problems(self, *, checksums: bool) -> list[str]:
+        """Files that are missing, of the wrong size or checksum, or foreign to the dataset."""
+        last = self.manifest()
+        if last is None:
+            return []
+        problems = []
+        listed = last.get("files", {})
+        for rel, info in listed.items():
+            path = self.root / rel
+            if not path.exists():
+                problems.append(f"{rel} is missing")
+            elif path.stat().st_size != info["bytes"]:
+                problems.append(f"{rel} has {path.stat().st_size} bytes, the manifest says {info['bytes']}")
+            elif checksums and file_checksum(path) != info["sha256"]:
+                problems.append(f"{rel} does not match its checksum")
+        for folder in (SALES, CHANGES):
+            base = self.root / folder
+            if base.is_dir():
+                for path in sorted(base.rglob("*")):
+                    rel = str(path.relative_to(self.root))
+                    if path.is_file() and rel not in listed and ".tmp-" not in path.name:
+                        problems.append(f"{rel} is not part of the dataset")
+        return problems
+
+    def verify(self) -> list[str]:
+        """Everything that does not match the last manifest, by partition; empty when all is well."""
+        last = self.manifest()
+        if last is None:
+            return []
+        problems = self.file_problems(checksums=True)
+        reader = FORMATS[self.format].read
+        for day, truth in last["partitions"].items():
+            paths = [self.root / p for p in truth["files"]]
+            if not all(p.exists() for p in paths):
+                problems.append(f"partition {day}: files missing")
+                continue
+            try:
+                actual = digest(reader([str(p) for p in paths])).to_json()
+            except Exception as exc:  # a damaged file can fail in many ways; name it
+                problems.append(f"partition {day}: cannot be read ({type(exc).__name__})")
+                continue
+            for key in ("rows", "live_rows", "amount", "row_hash"):
+                if actual[key] != truth[key]:
+                    problems.append(f"partition {day}: {key} is {actual[key]}, the manifest says {truth[key]}")
+        return problems
+
+
+class _PartCache:
+    """Part states of recent days within a memory budget; the oldest days are evicted first."""
+
+    def __init__(self, sim: Simulation, budget: int):
+        self.sim = sim
+        self.budget = budget
+        self.parts: dict[tuple[int, int], Part] = {}
+
+    def get(self, day: int, index: int, run: int) -> Part:
+        part = self.parts.pop((day, index), None)
+        if part is None or part.run > run:
+            part = self.sim.new_part(day, index)
+        self.sim.advance(part, run)
+        return part
+
+    def put(self, part: Part) -> None:
+        self.parts[(part.day, part.index)] = part
+        size = sum(_nbytes(p) for p in self.parts.values())
+        for key in sorted(self.parts):
+            if size <= self.budget:
+                break
+            size -= _nbytes(self.parts.pop(key))
+
+    def drop(self, day: int, index: int) -> None:
+        self.parts.pop((day, index), None)
+
+
+def _nbytes(part: Part) -> int:
+    return part.slots.nbytes + part.alive.nbytes + sum(c.nbytes for c in part.columns.values())
+
+
+def check_writable(root: Path) -> None:
+    """Refuse, with one sentence, a --data that is a file or cannot be written."""
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"--data {root} is a file, not a folder.")
+    probe = root
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--data {root} cannot be written.")

@@ -1,0 +1,66 @@
+"""The change feed of a run (DESIGN.md section 4), as Debezium shapes it.
+
+One row per change: ``op`` (insert / update / delete; a soft delete is an update whose
+``after`` has is_deleted), ``commit_version`` (the run), ``commit_ts``, ``sale_id``,
+``sale_date`` and full row images ``before`` and ``after`` (null where they do not apply).
+A run touches a sale_id at most once, so its rows may be applied in any order.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import numpy as np
+import polars as pl
+
+from fastgen.kernels import changes as ck
+from fastgen.schema import FEED_SCHEMA, PARTITION_KEY, ROW_IMAGE, SALES_COLUMNS, sales_frame
+
+
+def _frame(op: pl.Expr | str, run: int, commit_ts: datetime, dates: np.ndarray,
+           before: pl.DataFrame | None, after: pl.DataFrame | None) -> pl.DataFrame:
+    images = after if after is not None else before
+    n = images.height
+
+    def image(frame: pl.DataFrame | None) -> pl.Series:
+        if frame is None:
+            return pl.Series([None] * n, dtype=ROW_IMAGE)
+        return frame.select(pl.struct(SALES_COLUMNS)).to_series()
+
+    return pl.DataFrame({
+        "op": op if isinstance(op, pl.Series) else pl.Series([op] * n, dtype=pl.String),
+        "commit_version": pl.Series([run] * n, dtype=pl.Int64),
+        "commit_ts": pl.Series([commit_ts] * n, dtype=FEED_SCHEMA["commit_ts"]),
+        "sale_id": images["sale_id"],
+        PARTITION_KEY: pl.Series(dates, dtype=pl.Date),
+        "before": image(before),
+        "after": image(after),
+    }, schema=FEED_SCHEMA)
+
+
+def build(run: int, commit_ts: datetime, inserts: pl.DataFrame, insert_dates: np.ndarray,
+          changes: list[tuple[date, np.ndarray, dict, dict]]) -> pl.DataFrame:
+    """The feed of one run: its changes to history (by day, then sale_id), then its inserts.
+
+    ``changes`` holds, per changed day, (date, kinds, before arrays, after arrays).
+    """
+    pieces = []
+    for day, kinds, before, after in changes:
+        if not kinds.size:
+            continue
+        hard = kinds == ck.HARD_DELETE
+        dates = np.full(kinds.size, np.datetime64(day, "D"))
+        ops = pl.Series(np.where(hard, "delete", "update"), dtype=pl.String)
+        frame = _frame(ops, run, commit_ts, dates, sales_frame(before), sales_frame(after))
+        pieces.append(frame.with_columns(
+            pl.when(pl.col("op") == "delete").then(None).otherwise(pl.col("after")).alias("after")))
+    pieces.append(_frame("insert", run, commit_ts, insert_dates, None, inserts))
+    return pl.concat(pieces)
+
+
+def replay(table: pl.DataFrame, feed: pl.DataFrame) -> pl.DataFrame:
+    """Apply one run's feed to a table of sales rows (with ``sale_date``), as a MERGE would."""
+    after = (feed.filter(pl.col("op") != "delete")
+             .select(pl.col("after").struct.unnest(), pl.col(PARTITION_KEY)))
+    return (pl.concat([table.join(feed.select("sale_id"), on="sale_id", how="anti"), after])
+            .sort("sale_id"))
