@@ -48,8 +48,7 @@ class Part:
     columns: dict[str, np.ndarray]
 
     def frame(self) -> pl.DataFrame:
-        keep = self.alive
-        return sales_frame({name: col[keep] for name, col in self.columns.items()})
+        return sales_frame(self.columns, keep=self.alive)
 
 
 @dataclass

@@ -10,6 +10,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from fastgen.kernels.digest import to_decimal128
+
 PARTITION_KEY = "sale_date"
 FEED_PARTITION_KEY = "run_date"
 
@@ -49,31 +51,46 @@ OPS = ("insert", "update", "delete")
 NOT_DELETED = np.iinfo(np.int64).min
 
 
-def decimal_series(name: str, cents: np.ndarray, dtype: pl.Decimal) -> pl.Series:
-    """Exact decimals from int64 cents, without a float or a per-row Python object."""
-    words = np.zeros((len(cents), 2), dtype=np.int64)
-    words[:, 0] = cents
-    words[:, 1] = cents >> 63  # sign extension to 128 bits
-    array = pa.Array.from_buffers(pa.decimal128(dtype.precision, dtype.scale), len(cents),
-                                  [None, pa.py_buffer(words)])
-    return pl.Series(name, array)
+def _decimal(cents: np.ndarray, dtype: pl.Decimal) -> pa.Array:
+    """Exact decimals from int64 cents: the 128-bit words are written by a kernel, in parallel."""
+    words = np.empty((len(cents), 2), dtype=np.int64)
+    to_decimal128(cents, words)
+    return pa.Array.from_buffers(pa.decimal128(dtype.precision, dtype.scale), len(cents),
+                                 [None, pa.py_buffer(words)])
 
 
-def sales_frame(columns: dict[str, np.ndarray]) -> pl.DataFrame:
-    """Typed sales frame from kernel arrays (timestamps in us, money in cents)."""
-    series = [
-        pl.Series("sale_id", columns["sale_id"], pl.Int64),
-        pl.Series("sold_at", columns["sold_at"].view("datetime64[us]")),
-        pl.Series("store_id", columns["store_id"], pl.Int32),
-        pl.Series("product_id", columns["product_id"], pl.Int32),
-        pl.Series("quantity", columns["quantity"], pl.Int32),
-        decimal_series("unit_price", columns["unit_price"], PRICE),
-        decimal_series("amount", columns["amount"], AMOUNT),
-        pl.Series("created_at", columns["created_at"].view("datetime64[us]")),
-        pl.Series("updated_at", columns["updated_at"].view("datetime64[us]")),
-        pl.Series("version", columns["version"], pl.Int32),
-        pl.Series("is_deleted", columns["is_deleted"], pl.Boolean),
-        # NOT_DELETED is NaT in datetime64 terms, which Polars reads as null.
-        pl.Series("deleted_at", columns["deleted_at"].view("datetime64[us]")),
-    ]
-    return pl.DataFrame(series)
+def _timestamps(us: np.ndarray) -> pa.Array:
+    """Zero-copy timestamps; NOT_DELETED values become nulls."""
+    missing = us == NOT_DELETED
+    if missing.all():
+        return pa.nulls(len(us), pa.timestamp("us"))
+    validity = None
+    if missing.any():
+        validity = pa.py_buffer(np.packbits(~missing, bitorder="little"))
+    return pa.Array.from_buffers(pa.timestamp("us"), len(us), [validity, pa.py_buffer(us)])
+
+
+def sales_frame(columns: dict[str, np.ndarray], keep: np.ndarray | None = None) -> pl.DataFrame:
+    """Typed sales frame from kernel arrays (timestamps in us, money in cents).
+
+    Arrays are handed to Arrow without copies where the types allow; ``keep`` filters rows
+    (Polars filters all columns in parallel, faster than numpy masks column by column).
+    """
+    arrays = {
+        "sale_id": pa.array(columns["sale_id"]),
+        "sold_at": _timestamps(columns["sold_at"]),
+        "store_id": pa.array(columns["store_id"]),
+        "product_id": pa.array(columns["product_id"]),
+        "quantity": pa.array(columns["quantity"]),
+        "unit_price": _decimal(columns["unit_price"], PRICE),
+        "amount": _decimal(columns["amount"], AMOUNT),
+        "created_at": _timestamps(columns["created_at"]),
+        "updated_at": _timestamps(columns["updated_at"]),
+        "version": pa.array(columns["version"]),
+        "is_deleted": pa.array(columns["is_deleted"]),
+        "deleted_at": _timestamps(columns["deleted_at"]),
+    }
+    frame = pl.from_arrow(pa.table(arrays))
+    if keep is not None and not keep.all():
+        frame = frame.filter(pl.Series(keep))
+    return frame

@@ -19,3 +19,11 @@ def row_hash_sum(columns):
             h = mix64(h ^ np.uint64(columns[c, i]))
         total += h
     return total
+
+
+@nb.njit(parallel=True, cache=True)
+def to_decimal128(cents, words):
+    """Little-endian 128-bit two's complement words of int64 ``cents`` (Arrow's decimal128)."""
+    for i in nb.prange(cents.size):
+        words[i, 0] = cents[i]
+        words[i, 1] = cents[i] >> 63
