@@ -171,9 +171,16 @@ class Simulation:
 
     # ---- rows --------------------------------------------------------------------------
     def _new_rows(self, run: int, start: int, stop: int | None = None,
-                  rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Columns of new rows of ``run``: the range start..stop, or the given row indices."""
-        n = (stop - start) if rows is None else rows.size
+                  rows: np.ndarray | None = None, skip_late: bool = False) -> dict[str, np.ndarray]:
+        """Columns of new rows of ``run``: the range start..stop, or the given row indices.
+
+        With ``skip_late``, the run's late arrivals are left out of the range (they live on
+        earlier days). created_at and updated_at share sold_at's array until a change.
+        """
+        late_rows, _ = self.late(run)
+        skip = late_rows[(late_rows >= start) & (late_rows < (stop or 0))] if skip_late else \
+            late_rows[:0]
+        n = (stop - start - skip.size) if rows is None else rows.size
         cols = {
             "sold_at": np.empty(n, np.int64), "store_id": np.empty(n, np.int32),
             "product_id": np.empty(n, np.int32), "quantity": np.empty(n, np.int32),
@@ -188,16 +195,22 @@ class Simulation:
                   s.quantity_min, s.quantity_max)
         order = ("sold_at", "store_id", "product_id", "quantity", "unit_price", "amount")
         if rows is None:
+            out = 0
             for lo in range(start, stop, self.chunk_rows):
                 hi = min(lo + self.chunk_rows, stop)
-                sk.fill_range(lo, hi, *tables, *(cols[c][lo - start:hi - start] for c in order))
-            ids = np.arange(start, stop, dtype=np.int64)
+                chunk_skip = skip[(skip >= lo) & (skip < hi)]
+                size = hi - lo - chunk_skip.size
+                sk.fill_range(lo, hi, chunk_skip, *tables,
+                              *(cols[c][out:out + size] for c in order))
+                out += size
+            ids = np.setdiff1d(np.arange(start, stop, dtype=np.int64), skip, assume_unique=True) \
+                if skip.size else np.arange(start, stop, dtype=np.int64)
         else:
             sk.fill_rows(rows, *tables, *(cols[c] for c in order))
             ids = rows
         cols["sale_id"] = ids + (run * self.rows + 1)
-        cols["created_at"] = cols["sold_at"].copy()
-        cols["updated_at"] = cols["sold_at"].copy()
+        cols["created_at"] = cols["sold_at"]
+        cols["updated_at"] = cols["sold_at"]
         cols["version"] = np.ones(n, np.int32)
         cols["is_deleted"] = np.zeros(n, np.bool_)
         cols["deleted_at"] = np.full(n, NOT_DELETED, np.int64)
@@ -223,12 +236,9 @@ class Simulation:
     def new_part(self, day: int, index: int) -> Part:
         """Part ``index`` of ``day`` as its own run wrote it (no late rows, no changes)."""
         lo, hi = self._part_range(index)
-        cols = self._new_rows(day, lo, hi)
-        alive = np.ones(hi - lo, np.bool_)
-        late_rows, _ = self.late(day)
-        inside = late_rows[(late_rows >= lo) & (late_rows < hi)]
-        alive[inside - lo] = False  # late rows of this run live on earlier days
-        return Part(day, index, day, np.arange(lo, hi, dtype=np.int64), alive, cols)
+        cols = self._new_rows(day, lo, hi, skip_late=True)
+        slots = cols["sale_id"] - (day * self.rows + 1)
+        return Part(day, index, day, slots, np.ones(slots.size, np.bool_), cols)
 
     def advance(self, part: Part, run: int, capture: bool = False) -> dict[int, Changes]:
         """Move ``part`` forward to after ``run``: add late rows, replay changes, in place.
@@ -241,28 +251,27 @@ class Simulation:
         last = part.index == self.parts() - 1
         if last:
             self._add_late(part, part.run, run)
-        lo, hi = self._part_range(part.index)
         c = self.model.changes
         s = self.model.sales
         existing = self.rows + sum(r.size for r_run, r in self.late_into(part.day, part.run))
         late_by_run = dict((r_run, r.size) for r_run, r in self.late_into(part.day, run))
         for r in range(part.run + 1, run + 1):
-            if part.day in self._chosen_set(r):
+            if part.day in self._chosen_set(r) and part.slots.size:
                 slots = ck.geometric_positions(self._key(Stream.CHANGE_PICK, r, part.day),
                                                self.change_rate, existing)
-                on_time = slots[(slots >= lo) & (slots < hi)]
-                positions = on_time - lo
-                if last:
-                    late_slots = slots[slots >= self.rows]
-                    positions = np.concatenate([positions, (hi - lo) + late_slots - self.rows])
-                    on_time = np.concatenate([on_time, late_slots])
+                # Slots of rows this part holds; picks of holes or other parts fall out.
+                where = np.minimum(np.searchsorted(part.slots, slots), part.slots.size - 1)
+                held = part.slots[where] == slots
+                positions, slots = where[held], slots[held]
+                if part.columns["updated_at"] is part.columns["sold_at"]:
+                    part.columns["updated_at"] = part.columns["updated_at"].copy()
                 before = {k: v[positions] for k, v in part.columns.items()} if capture else None
                 kinds = np.zeros(positions.size, np.int8)
                 keys = np.array([self._key(st, r, part.day) for st in
                                  (Stream.CHANGE_KIND, Stream.CHANGE_TIME, Stream.CHANGE_QUANTITY)],
                                 dtype=np.uint64)
                 col = part.columns
-                ck.apply_changes(positions, on_time, keys, self.delete_given_change, c.soft_share,
+                ck.apply_changes(positions, slots, keys, self.delete_given_change, c.soft_share,
                                  self.hour_cdf, self.day_start_us(r), s.quantity_min,
                                  s.quantity_max, part.alive, col["quantity"], col["unit_price"],
                                  col["amount"], col["updated_at"], col["version"],
@@ -310,6 +319,7 @@ class Simulation:
     def inserts(self, run: int) -> tuple[pl.DataFrame, np.ndarray]:
         """Every row ``run`` creates, as inserted, with the day each one lands on."""
         cols = self._new_rows(run, 0, self.rows)
+        cols["sold_at"] = cols["sold_at"].copy()  # shared with created_at, which stays
         rows, days = self.late(run)
         landing = np.full(self.rows, run, np.int64)
         landing[rows] = run - days

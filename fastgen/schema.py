@@ -59,8 +59,10 @@ def _decimal(cents: np.ndarray, dtype: pl.Decimal) -> pa.Array:
                                  [None, pa.py_buffer(words)])
 
 
-def _timestamps(us: np.ndarray) -> pa.Array:
-    """Zero-copy timestamps; NOT_DELETED values become nulls."""
+def _timestamps(us: np.ndarray, nullable: bool = False) -> pa.Array:
+    """Zero-copy timestamps; if ``nullable``, NOT_DELETED values become nulls."""
+    if not nullable:
+        return pa.Array.from_buffers(pa.timestamp("us"), len(us), [None, pa.py_buffer(us)])
     missing = us == NOT_DELETED
     if missing.all():
         return pa.nulls(len(us), pa.timestamp("us"))
@@ -88,7 +90,7 @@ def sales_frame(columns: dict[str, np.ndarray], keep: np.ndarray | None = None) 
         "updated_at": _timestamps(columns["updated_at"]),
         "version": pa.array(columns["version"]),
         "is_deleted": pa.array(columns["is_deleted"]),
-        "deleted_at": _timestamps(columns["deleted_at"]),
+        "deleted_at": _timestamps(columns["deleted_at"], nullable=True),
     }
     frame = pl.from_arrow(pa.table(arrays))
     if keep is not None and not keep.all():

@@ -86,10 +86,13 @@ def _attributes(i, keys, store_prob, store_alias, product_prob, product_alias, p
 
 
 @nb.njit(parallel=True, cache=True)
-def fill_range(start, stop, day_start_us, second_start, keys, store_prob, store_alias,
+def fill_range(start, stop, skip, day_start_us, second_start, keys, store_prob, store_alias,
                product_prob, product_alias, prices, qmin, qmax,
                sold_at, store, product, quantity, unit_price, amount):
     """Fill rows ``start..stop`` of one run's new sales, already ordered by time.
+
+    Rows listed in ``skip`` (sorted; the run's late arrivals) are left out and the others
+    written contiguously, so that no later pass has to filter them.
 
     ``second_start[s]`` is the number of rows in seconds before ``s`` (86_401 entries): the
     seconds are drawn as a multinomial beforehand, so row *i*'s second is known without a
@@ -102,13 +105,18 @@ def fill_range(start, stop, day_start_us, second_start, keys, store_prob, store_
         lo = start + b * BLOCK
         hi = min(lo + BLOCK, stop)
         s = np.searchsorted(second_start, lo, side="right") - 1
+        k = np.searchsorted(skip, lo)
+        k0 = np.searchsorted(skip, start)
         for i in range(lo, hi):
             while second_start[s + 1] <= i:
                 s += 1
+            if k < skip.size and skip[k] == i:
+                k += 1
+                continue
             count = second_start[s + 1] - second_start[s]
             rank = i - second_start[s]
             frac = (rank + uniform_at(keys[0], i)) / count
-            j = i - start
+            j = i - start - (k - k0)
             sold_at[j] = day_start_us + s * US_PER_SECOND + min(
                 np.int64(frac * US_PER_SECOND), US_PER_SECOND - 1)
             _attributes(i, keys, store_prob, store_alias, product_prob, product_alias, prices,
