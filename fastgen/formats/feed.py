@@ -24,18 +24,19 @@ def _frame(op: pl.Expr | str, run: int, commit_ts: datetime, dates: np.ndarray,
 
     def image(frame: pl.DataFrame | None) -> pl.Series:
         if frame is None:
-            return pl.Series([None] * n, dtype=ROW_IMAGE)
+            return pl.repeat(None, n, dtype=ROW_IMAGE, eager=True)
         return frame.select(pl.struct(SALES_COLUMNS)).to_series()
 
-    return pl.DataFrame({
-        "op": op if isinstance(op, pl.Series) else pl.Series([op] * n, dtype=pl.String),
-        "commit_version": pl.Series([run] * n, dtype=pl.Int64),
-        "commit_ts": pl.Series([commit_ts] * n, dtype=FEED_SCHEMA["commit_ts"]),
+    frame = pl.DataFrame({
+        "op": op if isinstance(op, pl.Series) else pl.repeat(op, n, eager=True),
         "sale_id": images["sale_id"],
         PARTITION_KEY: pl.Series(dates, dtype=pl.Date),
         "before": image(before),
         "after": image(after),
-    }, schema=FEED_SCHEMA)
+    })
+    return frame.with_columns(commit_version=pl.lit(run, pl.Int64),
+                              commit_ts=pl.lit(commit_ts, FEED_SCHEMA["commit_ts"])
+                              ).select(list(FEED_SCHEMA)).cast(FEED_SCHEMA)
 
 
 def build(run: int, commit_ts: datetime, inserts: pl.DataFrame, insert_dates: np.ndarray,
@@ -50,7 +51,8 @@ def build(run: int, commit_ts: datetime, inserts: pl.DataFrame, insert_dates: np
             continue
         hard = kinds == ck.HARD_DELETE
         dates = np.full(kinds.size, np.datetime64(day, "D"))
-        ops = pl.Series(np.where(hard, "delete", "update"), dtype=pl.String)
+        ops = pl.Series(hard).replace_strict({True: "delete", False: "update"},
+                                             return_dtype=pl.String)
         frame = _frame(ops, run, commit_ts, dates, sales_frame(before), sales_frame(after))
         pieces.append(frame.with_columns(
             pl.when(pl.col("op") == "delete").then(None).otherwise(pl.col("after")).alias("after")))
