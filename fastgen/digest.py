@@ -43,9 +43,22 @@ def _as_int64(frame: pl.DataFrame) -> pl.DataFrame:
 def digest(frame: pl.DataFrame) -> Digest:
     """Digest of the ``sales`` rows in ``frame`` (extra columns are ignored)."""
     ints = _as_int64(frame)
-    matrix = np.ascontiguousarray(ints.to_numpy().T) if frame.height else np.zeros((12, 0), np.int64)
-    cents = int(ints["amount"].sum()) if frame.height else 0
-    live = frame.height - int(frame["is_deleted"].sum()) if frame.height else 0
-    return Digest(rows=frame.height, live_rows=live,
-                  amount=str(Decimal(cents).scaleb(-2)),
-                  row_hash=f"{int(row_hash_sum(matrix)):016x}")
+    return digest_arrays([{name: ints[name].to_numpy() for name in SALES_COLUMNS}])
+
+
+def digest_arrays(parts: list[dict[str, np.ndarray]], keeps: list[np.ndarray] | None = None) -> Digest:
+    """Digest of rows held as kernel arrays (us, cents, NOT_DELETED for null), part by part.
+
+    Same encoding as ``digest``, so a manifest computed from memory matches the files read back.
+    """
+    rows = live = cents = total = 0
+    for n, columns in enumerate(parts):
+        keep = keeps[n] if keeps is not None else None
+        matrix = np.stack([columns[name].astype(np.int64) if keep is None
+                           else columns[name][keep].astype(np.int64) for name in SALES_COLUMNS])
+        rows += matrix.shape[1]
+        live += int((matrix[SALES_COLUMNS.index("is_deleted")] == 0).sum())
+        cents += int(matrix[SALES_COLUMNS.index("amount")].sum())
+        total = (total + int(row_hash_sum(matrix))) % 2**64
+    return Digest(rows=rows, live_rows=live, amount=str(Decimal(cents).scaleb(-2)),
+                  row_hash=f"{total:016x}")

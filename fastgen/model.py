@@ -32,6 +32,8 @@ US_PER_DAY = 86_400_000_000
 EPOCH = date(1970, 1, 1)
 # Kernel call size while filling one file's rows; any value gives the same bytes.
 DEFAULT_CHUNK_ROWS = 1 << 20
+# Columns a change can alter, in the order of the replay kernel's before_* arguments.
+_CHANGING = ("quantity", "amount", "updated_at", "version", "is_deleted", "deleted_at")
 _IMAGE_COLUMNS = ("sale_id", "sold_at", "store_id", "product_id", "quantity", "unit_price",
                   "amount", "created_at", "updated_at", "version", "is_deleted", "deleted_at")
 
@@ -251,39 +253,41 @@ class Simulation:
         last = part.index == self.parts() - 1
         if last:
             self._add_late(part, part.run, run)
-        c = self.model.changes
-        s = self.model.sales
-        existing = self.rows + sum(r.size for r_run, r in self.late_into(part.day, part.run))
-        late_by_run = dict((r_run, r.size) for r_run, r in self.late_into(part.day, run))
-        for r in range(part.run + 1, run + 1):
-            if part.day in self._chosen_set(r) and part.slots.size:
-                slots = ck.geometric_positions(self._key(Stream.CHANGE_PICK, r, part.day),
-                                               self.change_rate, existing)
-                # Slots of rows this part holds; picks of holes or other parts fall out.
-                where = np.minimum(np.searchsorted(part.slots, slots), part.slots.size - 1)
-                held = part.slots[where] == slots
-                positions, slots = where[held], slots[held]
-                if part.columns["updated_at"] is part.columns["sold_at"]:
-                    part.columns["updated_at"] = part.columns["updated_at"].copy()
-                before = {k: v[positions] for k, v in part.columns.items()} if capture else None
-                kinds = np.zeros(positions.size, np.int8)
-                keys = np.array([self._key(st, r, part.day) for st in
-                                 (Stream.CHANGE_KIND, Stream.CHANGE_TIME, Stream.CHANGE_QUANTITY)],
-                                dtype=np.uint64)
-                col = part.columns
-                ck.apply_changes(positions, slots, keys, self.delete_given_change, c.soft_share,
-                                 self.hour_cdf, self.day_start_us(r), s.quantity_min,
-                                 s.quantity_max, part.alive, col["quantity"], col["unit_price"],
-                                 col["amount"], col["updated_at"], col["version"],
-                                 col["is_deleted"], col["deleted_at"], kinds)
-                if capture:
-                    changed = kinds != ck.NO_CHANGE
-                    after = {k: v[positions[changed]] for k, v in col.items()}
-                    captured[r] = Changes(kinds[changed],
-                                          {k: v[changed] for k, v in before.items()}, after)
-            existing += late_by_run.get(r, 0)
+        runs = [r for r in range(part.run + 1, run + 1) if part.day in self._chosen_set(r)]
+        if runs and part.slots.size:
+            self._replay(part, runs, capture and runs[-1] == run, captured)
         part.run = run
         return captured
+
+    def _replay(self, part: Part, runs: list[int], capture: bool,
+                captured: dict[int, Changes]) -> None:
+        """Apply the changes of ``runs`` (which all picked this part's day) in one kernel call."""
+        c, s = self.model.changes, self.model.sales
+        late_count = {r: rows.size for r, rows in self.late_into(part.day, runs[-1])}
+        existing = np.array([self.rows + sum(n for r2, n in late_count.items() if r2 < r)
+                             for r in runs], dtype=np.int64)
+        keys = np.array([[self._key(st, r, part.day) for st in
+                          (Stream.CHANGE_PICK, Stream.CHANGE_KIND, Stream.CHANGE_TIME,
+                           Stream.CHANGE_QUANTITY)] for r in runs], dtype=np.uint64)
+        starts = np.array([self.day_start_us(r) for r in runs], dtype=np.int64)
+        col = part.columns
+        if col["updated_at"] is col["sold_at"]:
+            col["updated_at"] = col["updated_at"].copy()  # about to change; created_at stays
+        size = part.slots.size if capture else 0
+        positions, kinds = np.empty(size, np.int64), np.empty(size, np.int8)
+        before = {name: np.empty(size, col[name].dtype) for name in _CHANGING}
+        count = ck.replay(keys, starts, existing, self.change_rate, self.delete_given_change,
+                          c.soft_share, self.hour_cdf, s.quantity_min, s.quantity_max,
+                          part.slots, part.alive, col["quantity"], col["unit_price"],
+                          col["amount"], col["updated_at"], col["version"], col["is_deleted"],
+                          col["deleted_at"], positions, kinds,
+                          *(before[name] for name in _CHANGING))
+        if capture:
+            positions, kinds = positions[:count], kinds[:count]
+            after = {name: v[positions] for name, v in col.items()}
+            images = {name: (before[name][:count] if name in before else after[name])
+                      for name in col}
+            captured[runs[-1]] = Changes(kinds, images, after)
 
     def _chosen_set(self, run: int) -> frozenset[int]:
         return _as_set(self.chosen_days(run))
