@@ -26,6 +26,14 @@ class Digest:
     def to_json(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def combine(cls, parts: list[Digest]) -> Digest:
+        """The digest of the union of disjoint row sets (the parts of one day)."""
+        cents = sum(Decimal(p.amount).scaleb(2) for p in parts)
+        total = sum(int(p.row_hash, 16) for p in parts) % 2**64
+        return cls(rows=sum(p.rows for p in parts), live_rows=sum(p.live_rows for p in parts),
+                   amount=str(Decimal(int(cents)).scaleb(-2)), row_hash=f"{total:016x}")
+
 
 def _as_int64(frame: pl.DataFrame) -> pl.DataFrame:
     exprs = []
@@ -51,14 +59,14 @@ def digest_arrays(parts: list[dict[str, np.ndarray]], keeps: list[np.ndarray] | 
 
     Same encoding as ``digest``, so a manifest computed from memory matches the files read back.
     """
-    rows = live = cents = total = 0
+    digests = []
     for n, columns in enumerate(parts):
         keep = keeps[n] if keeps is not None else None
         matrix = np.stack([columns[name].astype(np.int64) if keep is None
                            else columns[name][keep].astype(np.int64) for name in SALES_COLUMNS])
-        rows += matrix.shape[1]
-        live += int((matrix[SALES_COLUMNS.index("is_deleted")] == 0).sum())
-        cents += int(matrix[SALES_COLUMNS.index("amount")].sum())
-        total = (total + int(row_hash_sum(matrix))) % 2**64
-    return Digest(rows=rows, live_rows=live, amount=str(Decimal(cents).scaleb(-2)),
-                  row_hash=f"{total:016x}")
+        cents = int(matrix[SALES_COLUMNS.index("amount")].sum())
+        digests.append(Digest(rows=matrix.shape[1],
+                              live_rows=int((matrix[SALES_COLUMNS.index("is_deleted")] == 0).sum()),
+                              amount=str(Decimal(cents).scaleb(-2)),
+                              row_hash=f"{int(row_hash_sum(matrix)):016x}"))
+    return Digest.combine(digests)
