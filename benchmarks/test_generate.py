@@ -13,7 +13,6 @@ asserted; seconds are only recorded.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
@@ -23,8 +22,6 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import pytest
 
 from fastgen.config import ChangeModel, Model, SalesModel

@@ -14,10 +14,9 @@ replaying a run costs O(rows it changes), and a daily run costs what it touches.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 import numpy as np
 import polars as pl
@@ -26,7 +25,7 @@ from fastgen.config import Model
 from fastgen.kernels import changes as ck
 from fastgen.kernels import sales as sk
 from fastgen.kernels.random import Stream, derive_key, uniforms
-from fastgen.schema import NOT_DELETED, PARTITION_KEY, ROW_IMAGE, sales_frame
+from fastgen.schema import NOT_DELETED, sales_frame
 
 US_PER_DAY = 86_400_000_000
 EPOCH = date(1970, 1, 1)
@@ -34,8 +33,6 @@ EPOCH = date(1970, 1, 1)
 DEFAULT_CHUNK_ROWS = 1 << 20
 # Columns a change can alter, in the order of the replay kernel's before_* arguments.
 _CHANGING = ("quantity", "amount", "updated_at", "version", "is_deleted", "deleted_at")
-_IMAGE_COLUMNS = ("sale_id", "sold_at", "store_id", "product_id", "quantity", "unit_price",
-                  "amount", "created_at", "updated_at", "version", "is_deleted", "deleted_at")
 
 
 @dataclass
