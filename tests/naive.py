@@ -1,0 +1,279 @@
+"""Obvious, slow reference versions of fastgen's kernels and of the model's exact probabilities.
+
+Everything here is plain Python (ints, floats, loops) or plain numpy, written for clarity, not
+speed; the kernels in ``fastgen/kernels`` must agree with it (``tests/test_kernels.py``), and
+the goodness-of-fit tests compare samples with the exact distributions computed here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+US_PER_SECOND = 1_000_000
+US_PER_HOUR = 3_600 * US_PER_SECOND
+US_PER_DAY = 86_400 * US_PER_SECOND
+
+
+# ---- splitmix64 ---------------------------------------------------------------------------
+def mix64(z: int) -> int:
+    """splitmix64's finaliser, straight from Vigna's C reference, on Python ints."""
+    z &= MASK64
+    z = ((z ^ (z >> 30)) * MIX1) & MASK64
+    z = ((z ^ (z >> 27)) * MIX2) & MASK64
+    return z ^ (z >> 31)
+
+
+def bits_at(key: int, index: int) -> int:
+    """The ``index``-th output of a splitmix64 generator whose state starts at ``key``."""
+    return mix64((int(key) + int(index) * GOLDEN) & MASK64)
+
+
+def uniform_at(key: int, index: int) -> float:
+    """Top 53 bits as a double in [0, 1)."""
+    return (bits_at(key, index) >> 11) / 2.0**53
+
+
+def uniforms(key: int, start: int, count: int) -> list[float]:
+    return [uniform_at(key, start + i) for i in range(count)]
+
+
+def splitmix64_sequence(state: int, count: int) -> list[int]:
+    """splitmix64 as Vigna's sequential generator: ``state += golden; yield mix(state)``.
+
+    Its j-th output (from 0) is ``bits_at(state, j + 1)``: the counter-based form is the same
+    generator, addressable at any position.
+    """
+    out = []
+    for _ in range(count):
+        state = (state + GOLDEN) & MASK64
+        out.append(mix64(state))
+    return out
+
+
+# ---- discrete distributions ---------------------------------------------------------------
+def alias_implied_probabilities(prob: np.ndarray, alias: np.ndarray) -> np.ndarray:
+    """The exact distribution an alias table samples.
+
+    Column k is chosen with 1/n; it keeps k with prob[k] and gives the rest to alias[k].
+    """
+    n = len(prob)
+    p = np.zeros(n)
+    for k in range(n):
+        p[k] += prob[k] / n
+        p[int(alias[k])] += (1.0 - prob[k]) / n
+    return p
+
+
+def searchsorted_draw(weights: np.ndarray, u: float) -> int:
+    """Inverse-CDF sampling: the first k whose cumulative weight exceeds u * total."""
+    cum = np.cumsum(np.asarray(weights, dtype=np.float64))
+    return int(min(np.searchsorted(cum, u * cum[-1], side="right"), len(cum) - 1))
+
+
+def alias_draw(u: float, prob: np.ndarray, alias: np.ndarray) -> int:
+    """One alias-table draw from one uniform, written out (the kernel's documented rule)."""
+    n = len(prob)
+    x = u * n
+    k = min(int(x), n - 1)
+    return k if x - k < prob[k] else int(alias[k])
+
+
+def zipf_probabilities(n: int, skew: float) -> np.ndarray:
+    w = np.array([1.0 / (k ** skew) for k in range(1, n + 1)])
+    return w / w.sum()
+
+
+def hour_probabilities(hours, sigma, weights) -> np.ndarray:
+    """P(hour = h) of a mixture of Gaussians wrapped around the 24-hour clock, by scipy.
+
+    Enough copies of each Gaussian (one per 24 h, out to 10 sigma) that the mass left out is
+    below 1e-20 whatever sigma is.
+    """
+    from scipy.stats import norm
+
+    wraps = math.ceil(10 * sigma / 24) + 1
+    weights = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    p = np.zeros(24)
+    for w, mu in zip(weights, hours):
+        for h in range(24):
+            for k in range(-wraps, wraps + 1):
+                p[h] += w * (norm.cdf(h + 1 + 24 * k, mu, sigma) - norm.cdf(h + 24 * k, mu, sigma))
+    return p / p.sum()
+
+
+def lateness_probabilities(max_days: int, decay: float) -> np.ndarray:
+    """P(lateness = k), k = 1..max_days, proportional to decay**(k-1)."""
+    w = np.array([decay ** (k - 1) for k in range(1, max_days + 1)])
+    return w / w.sum()
+
+
+def chosen_day_probabilities(history: int, steepness: float, switch_days: int,
+                             recent_days: int) -> tuple[np.ndarray, int]:
+    """Exact P(day at position p is changed) in a run with ``history`` earlier days, and draws.
+
+    int(midpoint) independent draws with replacement, each picking p with w_p / W, so
+    P(p is drawn at least once) = 1 - (1 - w_p / W) ** draws.
+    """
+    midpoint = history / 2 if history < switch_days else history - recent_days
+    draws = int(midpoint)
+    w = np.array([1.0 / (1.0 + math.exp(-steepness * (p - midpoint))) for p in range(history)])
+    if draws <= 0:
+        return np.zeros(history), 0
+    return 1.0 - (1.0 - w / w.sum()) ** draws, draws
+
+
+# ---- time of day and a day's rows ---------------------------------------------------------
+def time_of_day_us(u: float, hour_cdf: np.ndarray) -> int:
+    """Microsecond of the day: hour by a linear scan of the CDF, uniform inside the hour."""
+    h = 0
+    while h < 23 and u >= hour_cdf[h + 1]:
+        h += 1
+    width = hour_cdf[h + 1] - hour_cdf[h]
+    within = (u - hour_cdf[h]) / width if width > 0 else 0.0
+    return h * US_PER_HOUR + min(int(within * US_PER_HOUR), US_PER_HOUR - 1)
+
+
+def fill_day(start: int, stop: int, day_start_us: int, second_start: np.ndarray, keys,
+             store_prob, store_alias, product_prob, product_alias, prices, qmin: int,
+             qmax: int) -> dict[str, list[int]]:
+    """Rows ``start..stop`` of a run's new sales, one at a time, with explicit loops.
+
+    Row i sits in the second s with second_start[s] <= i < second_start[s + 1]; its rank j
+    among the c rows of that second gives microsecond floor((j + u) / c * 1e6).
+    """
+    keys = [int(k) for k in keys]
+    qspan = qmax - qmin + 1
+    cols: dict[str, list[int]] = {c: [] for c in ("sold_at", "store_id", "product_id",
+                                                  "quantity", "unit_price", "amount")}
+    s = 0
+    for i in range(start, stop):
+        while not (second_start[s] <= i < second_start[s + 1]):
+            s += 1
+        count = int(second_start[s + 1] - second_start[s])
+        rank = i - int(second_start[s])
+        frac = (rank + uniform_at(keys[0], i)) / count
+        cols["sold_at"].append(day_start_us + s * US_PER_SECOND
+                               + min(int(frac * US_PER_SECOND), US_PER_SECOND - 1))
+        store = alias_draw(uniform_at(keys[1], i), store_prob, store_alias)
+        product = alias_draw(uniform_at(keys[2], i), product_prob, product_alias)
+        q = qmin + min(int(uniform_at(keys[3], i) * qspan), qspan - 1)
+        cols["store_id"].append(store + 1)
+        cols["product_id"].append(product + 1)
+        cols["quantity"].append(q)
+        cols["unit_price"].append(int(prices[product]))
+        cols["amount"].append(q * int(prices[product]))
+    return cols
+
+
+# ---- history changes ----------------------------------------------------------------------
+def geometric_positions(key: int, p: float, limit: int) -> list[int]:
+    """Positions in [0, limit) by geometric gaps: gap_k = floor(log(1 - u_k) / log(1 - p)).
+
+    The same formula as the kernel, in Python floats, so the two must agree exactly; whether
+    the formula is right (each position kept with probability p, independently) is checked
+    statistically in the tests.
+    """
+    if p <= 0.0 or limit <= 0:
+        return []
+    out = []
+    pos = -1
+    k = 0
+    log_q = math.log1p(-p) if p < 1.0 else -math.inf
+    while True:
+        u = uniform_at(key, k)
+        k += 1
+        gap = 0 if p >= 1.0 else math.floor(math.log1p(-u) / log_q)
+        pos += gap + 1
+        if pos >= limit:
+            return out
+        out.append(pos)
+
+
+def bernoulli_positions(key: int, p: float, limit: int) -> list[int]:
+    """The obvious O(limit) way to keep each position with probability p (not the same draws)."""
+    return [i for i in range(limit) if uniform_at(key, i) < p]
+
+
+NO_CHANGE, UPDATE, SOFT_DELETE, HARD_DELETE = 0, 1, 2, 3
+
+
+def apply_changes(positions, slots, keys, delete_given_change, soft_share, hour_cdf,
+                  run_day_start_us, qmin, qmax, rows: list[dict]) -> list[int]:
+    """The change rule on row dicts: one uniform picks the kind, two more time and quantity."""
+    keys = [int(k) for k in keys]
+    qspan = qmax - qmin + 1
+    kinds = []
+    for i, slot in zip(positions, slots):
+        row = rows[i]
+        if not row["alive"] or row["is_deleted"]:
+            kinds.append(NO_CHANGE)
+            continue
+        u = uniform_at(keys[0], slot)
+        t = run_day_start_us + time_of_day_us(uniform_at(keys[1], slot), hour_cdf)
+        if u < delete_given_change:
+            if u < delete_given_change * soft_share:
+                kinds.append(SOFT_DELETE)
+                row.update(is_deleted=True, deleted_at=t, updated_at=t, version=row["version"] + 1)
+            else:
+                kinds.append(HARD_DELETE)
+                row["alive"] = False
+        else:
+            kinds.append(UPDATE)
+            q = qmin + min(int(uniform_at(keys[2], slot) * qspan), qspan - 1)
+            row.update(quantity=q, amount=q * row["unit_price"], updated_at=t,
+                       version=row["version"] + 1)
+    return kinds
+
+
+def replay_day(rows: list[dict], slot_of_row: list[int], runs: list[tuple], change_rate: float,
+               delete_given_change: float, soft_share: float, hour_cdf, qmin: int,
+               qmax: int) -> list[list[int]]:
+    """Replay the changes of several runs to one day's rows (dicts, changed in place).
+
+    ``runs`` holds, per run that picked the day, ``(pick_key, kind_key, time_key,
+    quantity_key, run_day_start_us, existing)``: slots of ``[0, existing)`` are picked with
+    probability ``change_rate`` each; a pick of a slot no row holds is a hole and is skipped.
+    Returns the kinds each run produced, in slot order.
+    """
+    row_at_slot = {slot: i for i, slot in enumerate(slot_of_row)}
+    out = []
+    for pick_key, kind_key, time_key, quantity_key, start_us, existing in runs:
+        picked = geometric_positions(pick_key, change_rate, existing)
+        slots = [s for s in picked if s in row_at_slot]
+        positions = [row_at_slot[s] for s in slots]
+        kinds = apply_changes(positions, slots, (kind_key, time_key, quantity_key),
+                              delete_given_change, soft_share, hour_cdf, start_us, qmin, qmax,
+                              rows)
+        out.append([k for k in kinds if k != NO_CHANGE])
+    return out
+
+
+# ---- frames -------------------------------------------------------------------------------
+SALES_COLUMNS = ("sale_id", "sold_at", "store_id", "product_id", "quantity", "unit_price",
+                 "amount", "created_at", "updated_at", "version", "is_deleted", "deleted_at")
+NOT_DELETED = -(2**63)
+
+
+def ints(frame):
+    """A sales frame's columns as plain int64: microseconds, cents, NOT_DELETED for null.
+
+    Extra columns (sale_date, day, ...) are kept as they are, after the sales columns.
+    """
+    import polars as pl
+
+    exprs = []
+    for name in SALES_COLUMNS:
+        dtype = frame.schema[name]
+        col = pl.col(name)
+        if isinstance(dtype, pl.Decimal):
+            col = (col * 100).cast(pl.Int64)
+        elif isinstance(dtype, pl.Datetime):
+            col = col.dt.epoch("us")
+        exprs.append(col.cast(pl.Int64).fill_null(NOT_DELETED).alias(name))
+    return frame.select(exprs + [pl.col(c) for c in frame.columns if c not in SALES_COLUMNS])
