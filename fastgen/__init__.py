@@ -15,12 +15,25 @@ def day(model: Model, start, index: int = 0):
 
 
 def generate(path, *, days: int = 1, model: Model | None = None, start=None,
-             fmt: str = "parquet"):
-    """Make ``days`` more runs in the dataset folder ``path`` (created if needed)."""
+             fmt: str | None = None):
+    """Make ``days`` more runs in the dataset folder ``path`` (created if needed).
+
+    On an existing dataset, ``model`` and ``fmt`` may be omitted; if given, they must be the
+    dataset's own (a ConfigError names the fields that differ); ``start`` is ignored.
+    """
     import datetime
 
-    ds = Dataset(path) if Dataset.exists(path) else Dataset.create(
-        path, model or Model(), start or datetime.date.today(), fmt)
+    if Dataset.exists(path):
+        ds = Dataset(path)
+        differ = model.differences(ds.model) if model is not None else []
+        if fmt is not None and fmt != ds.format:
+            differ.append("format")
+        if differ:
+            raise ConfigError(f"{', '.join(differ)} differ(s) from the dataset's in {path}; "
+                              "that would change the model of an existing dataset.")
+    else:
+        ds = Dataset.create(path, model or Model(), start or datetime.date.today(),
+                            fmt or "parquet")
     ds.lock()
     try:
         ds.recover()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from datetime import date
 from pathlib import Path
@@ -41,10 +42,13 @@ MODEL_OPTIONS = [
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2, like every bad input
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(f"{message} (see `{self.prog} --help`).")
 
 
 def _date(text: str) -> date:
+    # fromisoformat alone also takes 20250101 and 2025-W01-3.
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
     try:
         return date.fromisoformat(text)
     except ValueError:
@@ -66,12 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     defaults = Model()
 
-    gen = sub.add_parser("generate", help="make the next days of data",
-                         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    gen.add_argument("--data", type=Path, default=Path("data"), help="dataset folder")
+    gen = sub.add_parser("generate", help="make the next days of data")
+    gen.add_argument("--data", type=Path, default=Path("data"),
+                     help="dataset folder (default: data)")
     gen.add_argument("--start-date", type=_date, default=None,
                      help="first day of a new dataset; ignored when resuming (default: today)")
-    gen.add_argument("--days", type=_positive, default=1, help="runs to make")
+    gen.add_argument("--days", type=_positive, default=1, help="runs to make (default: 1)")
     gen.add_argument("--format", choices=["parquet", "csv"], default=None,
                      help="file format of a new dataset (default: parquet)")
     for flag, section, name, kind, text in MODEL_OPTIONS:
@@ -85,8 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="days, rows and size of a dataset")
     info.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default: data)")
 
-    verify = sub.add_parser("verify", help="check the files against the manifests")
+    verify = sub.add_parser("verify", help="check the files (or a warehouse) against the manifests")
     verify.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default: data)")
+    verify.add_argument("--warehouse", type=Path, default=None,
+                        help="check this DuckDB warehouse's sales table instead of the files")
+
+    load = sub.add_parser("load", help="bring a DuckDB warehouse up to the dataset's last run")
+    load.add_argument("--strategy", required=True, choices=["full", "incremental", "cdc"],
+                      help="full: rebuild from every file; incremental: reload the days changed "
+                           "since the last load; cdc: apply the change feeds since the last load")
+    load.add_argument("--warehouse", type=Path, required=True, help="DuckDB database file")
+    load.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default: data)")
     return parser
 
 
@@ -132,8 +145,9 @@ def _generate(args: argparse.Namespace) -> int:
                             args.format or "parquet")
     ds.lock()
     try:
-        for line in ds.recover():
-            print(f"recovered: {line}", file=sys.stderr)
+        recovered = ds.recover()
+        if recovered:
+            print(f"recovered: {'; '.join(recovered)}", file=sys.stderr)
         ds.check_committed_files()
         first = ds.last_run() + 1
         if first > 0 and args.start_date is not None:
@@ -186,6 +200,8 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.warehouse is not None:
+        return _verify_warehouse(args)
     ds = Dataset(args.data)
     problems = ds.verify()
     for line in problems:
@@ -199,10 +215,41 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load(args: argparse.Namespace) -> int:
+    from fastgen.loaders import load
+
+    s = load(args.strategy, Dataset(args.data), args.warehouse)
+    print(f"{args.warehouse}: loaded run {s.to_run} ({s.to_date}) with {s.strategy}, from run "
+          f"{s.from_run}: {s.rows_read:,} rows and {s.bytes_read / 1e6:.1f} MB read, "
+          f"{s.partitions} days, {s.rows_changed:,} rows changed, {s.seconds:.2f} s")
+    return 0
+
+
+def _verify_warehouse(args: argparse.Namespace) -> int:
+    from fastgen.loaders import connect, verify_warehouse
+
+    ds = Dataset(args.data)
+    con = connect(args.warehouse, read_only=True)
+    try:
+        problems = verify_warehouse(ds, con)
+    finally:
+        con.close()
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.warehouse}", file=sys.stderr)
+        return 1
+    last = ds.manifest()
+    print(f"{args.warehouse}: all {len(last['partitions']) if last else 0} days match run "
+          f"{last['run_date'] if last else '(none)'} of {args.data}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"generate": _generate, "info": _info, "verify": _verify}[args.command](args)
+        return {"generate": _generate, "info": _info, "verify": _verify,
+                "load": _load}[args.command](args)
     except (DatasetError, ConfigError) as exc:
         print(f"fastgen: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)

@@ -34,13 +34,13 @@ import numpy as np
 import polars as pl
 
 from fastgen.config import Model
-from fastgen.digest import digest, digest_arrays
+from fastgen.digest import Digest, digest, digest_arrays
 from fastgen.faults import fault
 from fastgen.formats import FORMATS, Written, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
 from fastgen.model import Part, Simulation
-from fastgen.schema import FEED_PARTITION_KEY, PARTITION_KEY
+from fastgen.schema import FEED_PARTITION_KEY, PARTITION_KEY, SALES_SCHEMA
 
 FORMAT_VERSION = 1
 IDENTITY = "fastgen.json"
@@ -245,6 +245,9 @@ class Dataset:
                 renamed += 1
                 fault("recover")
         if renamed:
+            # Durable before a later commit can rely on them (POSIX orders no two directories).
+            for parent in {final.parent for _, final in owed}:
+                _fsync_dir(parent)
             done.append(f"finished committing run {last['run_date']} ({renamed} file(s) renamed into place)")
         removed = 0
         for folder in (SALES, CHANGES, MANIFESTS):
@@ -336,7 +339,8 @@ class Dataset:
         manifests: list[dict] = []
         for run in range(first, last + 1):
             t0 = time.perf_counter()
-            summary, manifest = self._make_run(run, cache, partitions, batch)
+            summary, manifest = self._make_run(run, cache, partitions, batch,
+                                               write_now=run == last)
             touched_in_batch.update(int(d) for d in self.sim.touched(run))
             manifests.append(manifest)
             summary.seconds = time.perf_counter() - t0
@@ -344,8 +348,9 @@ class Dataset:
             if on_run:
                 on_run(summary)
             fault("run")
-        # Each touched day is written once, in its state after the batch's last run.
-        for n, day in enumerate(sorted(touched_in_batch)):
+        # Each touched day is written once, in its state after the batch's last run; the last
+        # run wrote its own days already, without holding them in memory.
+        for n, day in enumerate(sorted(touched_in_batch - set(self.sim.touched(last).tolist()))):
             self._write_partition(day, last, cache, batch)
             fault("partition")
             if on_write:
@@ -354,50 +359,61 @@ class Dataset:
         self._commit(manifests, partitions, files, batch)
         return summaries
 
-    def _make_run(self, run: int, cache: _PartCache, partitions: dict,
-                  batch: _Batch) -> tuple[RunSummary, dict]:
+    def _make_run(self, run: int, cache: _PartCache, partitions: dict, batch: _Batch,
+                  write_now: bool) -> tuple[RunSummary, dict]:
+        """Make one run: its feed, and the ground truth of every day it touches.
+
+        With ``write_now`` (the batch's last run) each touched part is written as soon as it
+        is made, so memory holds one part at a time; else parts stay in the cache.
+        """
         sim = self.sim
-        inserts, landing = sim.inserts(run)
-        landing_dates = np.array([np.datetime64(sim.date_of(int(d)), "D") for d in np.unique(landing)])
-        insert_dates = landing_dates[np.searchsorted(np.unique(landing), landing)]
-        counts = {"inserts": inserts.height, "late_rows": int((landing != run).sum()),
+        commit_ts = datetime.combine(sim.date_of(run) + timedelta(days=1), datetime.min.time())
+        feed = _FeedFiles(self, run, batch)
+        counts = {"inserts": sim.rows, "late_rows": int(sim.late(run)[0].size),
                   "updates": 0, "soft_deletes": 0, "hard_deletes": 0}
-        changes = []
         touched = [int(d) for d in sim.touched(run)]
         chosen = set(int(d) for d in sim.chosen_days(run))
         for day in touched:
-            parts = []
+            digests = []
             for index in range(sim.parts()):
                 part = cache.get(day, index, run - 1) if day < run else sim.new_part(day, index)
                 captured = sim.advance(part, run, capture=day in chosen).get(run)
-                if captured is not None:
-                    changes.append((sim.date_of(day), captured.kinds, captured.before,
-                                    captured.after))
+                if captured is not None and captured.kinds.size:
+                    feed.add(feed_format.changes(run, commit_ts, sim.date_of(day), captured.kinds,
+                                                 captured.before, captured.after))
                     for name, kind in (("updates", ck.UPDATE), ("soft_deletes", ck.SOFT_DELETE),
                                        ("hard_deletes", ck.HARD_DELETE)):
                         counts[name] += int((captured.kinds == kind).sum())
-                parts.append(part)
-                cache.put(part)
-            truth = digest_arrays([p.columns for p in parts], [p.alive for p in parts]).to_json()
+                digests.append(digest_arrays([part.columns], [part.alive]))
+                if write_now:
+                    self._write_temp(part.frame(), self._part_path(day, index), batch)
+                else:
+                    cache.put(part)
+            if write_now:
+                fault("partition")
+            truth = Digest.combine(digests).to_json()
             truth["last_run"] = run
             truth["files"] = [str(self._part_path(day, k).relative_to(self.root))
                               for k in range(sim.parts())]
             partitions[sim.date_of(day).isoformat()] = truth
-        commit_ts = datetime.combine(sim.date_of(run) + timedelta(days=1), datetime.min.time())
-        feed = feed_format.build(run, commit_ts, inserts, insert_dates, changes)
-        feed_path = self.root / CHANGES / f"{FEED_PARTITION_KEY}={sim.date_of(run)}" / f"part-00000{self.ext}"
-        written = self._write_temp(feed, feed_path, batch)
+        # Inserts go to the feed a file's worth of rows at a time, so memory stays bounded.
+        for lo in range(0, sim.rows, self.model.rows_per_file):
+            rows, landing = sim.inserts(run, lo, min(lo + self.model.rows_per_file, sim.rows))
+            days = np.unique(landing)
+            dates = np.array([np.datetime64(sim.date_of(int(d)), "D") for d in days])
+            feed.add(feed_format.inserts(run, commit_ts, rows, dates[np.searchsorted(days, landing)]))
+        feed.flush()
         fault("feed")
         counts["partitions_rewritten"] = len(touched)
-        counts["feed_rows"] = feed.height
+        counts["feed_rows"] = feed.rows
         manifest = {
             "format_version": FORMAT_VERSION, "run": run, "run_date": sim.date_of(run).isoformat(),
             "commit_ts": commit_ts.isoformat(), "counts": counts,
             "touched": [sim.date_of(d).isoformat() for d in touched],
-            "feed": str(feed_path.relative_to(self.root)),
+            "feed": feed.paths,
             "partitions": dict(sorted(partitions.items())),
         }
-        return RunSummary(run, sim.date_of(run), counts, 0.0, written.bytes), manifest
+        return RunSummary(run, sim.date_of(run), counts, 0.0, feed.bytes), manifest
 
     def _part_path(self, day: int, index: int) -> Path:
         return (self.root / SALES / f"{PARTITION_KEY}={self.sim.date_of(day)}"
@@ -500,7 +516,8 @@ class Dataset:
             if base.is_dir():
                 for path in sorted(base.rglob("*")):
                     rel = str(path.relative_to(self.root))
-                    if path.is_file() and rel not in listed and ".tmp-" not in path.name:
+                    temporary = path.name.startswith(".") and ".tmp-" in path.name
+                    if path.is_file() and rel not in listed and not temporary:
                         problems.append(f"{rel} is not part of the dataset")
         return problems
 
@@ -565,6 +582,38 @@ class Dataset:
                 if actual[key] != truth[key]:
                     problems.append(f"partition {day}: {key} is {actual[key]}, the manifest says {truth[key]}")
         return problems
+
+
+class _FeedFiles:
+    """A run's feed, cut into files of about ``rows_per_file`` rows as pieces arrive.
+
+    Pieces and their sizes are a function of the seed, so the cut is too.
+    """
+
+    def __init__(self, dataset: Dataset, run: int, batch: _Batch):
+        self.dataset, self.batch = dataset, batch
+        self.folder = dataset.root / CHANGES / f"{FEED_PARTITION_KEY}={dataset.sim.date_of(run)}"
+        self.pieces: list[pl.DataFrame] = []
+        self.pending = self.rows = self.bytes = 0
+        self.paths: list[str] = []
+
+    def add(self, piece: pl.DataFrame) -> None:
+        self.pieces.append(piece)
+        self.pending += piece.height
+        if self.pending >= self.dataset.model.rows_per_file:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pieces and self.paths:
+            return
+        frame = pl.concat(self.pieces) if self.pieces else feed_format.inserts(
+            0, datetime(1970, 1, 1), pl.DataFrame(schema=SALES_SCHEMA), np.empty(0, "M8[D]"))
+        path = self.folder / f"part-{len(self.paths):05d}{self.dataset.ext}"
+        written = self.dataset._write_temp(frame, path, self.batch)
+        self.paths.append(str(path.relative_to(self.dataset.root)))
+        self.rows += frame.height
+        self.bytes += written.bytes
+        self.pieces, self.pending = [], 0
 
 
 class _PartCache:

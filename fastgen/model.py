@@ -67,11 +67,13 @@ def hour_probabilities(model: Model) -> np.ndarray:
     def cdf(x: float, mu: float) -> float:
         return 0.5 * (1.0 + math.erf((x - mu) / (s.rush_sigma * math.sqrt(2.0))))
 
+    # The day wraps: mass that spills past midnight lands on the other side, as many days
+    # out as 10 sigma reach.
+    wraps = range(-math.ceil(10 * s.rush_sigma / 24) - 1, math.ceil(10 * s.rush_sigma / 24) + 2)
     p = np.zeros(24)
     for w, mu in zip(weights, s.rush_hours):
         for h in range(24):
-            # The day wraps: mass that spills past midnight lands on the other side.
-            p[h] += w * sum(cdf(h + 1 + 24 * k, mu) - cdf(h + 24 * k, mu) for k in (-2, -1, 0, 1, 2))
+            p[h] += w * sum(cdf(h + 1 + 24 * k, mu) - cdf(h + 24 * k, mu) for k in wraps)
     return p / p.sum()
 
 
@@ -317,17 +319,21 @@ class Simulation:
             raise ValueError(f"day {day} does not exist after run {run}")
         return pl.concat([self.part_state(day, k, run).frame() for k in range(self.parts())])
 
-    def inserts(self, run: int) -> tuple[pl.DataFrame, np.ndarray]:
-        """Every row ``run`` creates, as inserted, with the day each one lands on."""
-        cols = self._new_rows(run, 0, self.rows)
+    def inserts(self, run: int, start: int = 0, stop: int | None = None
+                ) -> tuple[pl.DataFrame, np.ndarray]:
+        """Rows ``start..stop`` that ``run`` creates, as inserted, and the day each lands on."""
+        stop = self.rows if stop is None else stop
+        cols = self._new_rows(run, start, stop)
         cols["sold_at"] = cols["sold_at"].copy()  # shared with created_at, which stays
         rows, days = self.late(run)
-        landing = np.full(self.rows, run, np.int64)
-        landing[rows] = run - days
+        inside = (rows >= start) & (rows < stop)
+        rows, days = rows[inside], days[inside]
+        landing = np.full(stop - start, run, np.int64)
+        landing[rows - start] = run - days
         late_time = np.empty(rows.size, np.int64)
         sk.times_of_day(self._key(Stream.LATE_TIME, run), rows, self.hour_cdf, 0, late_time)
-        cols["sold_at"][rows] = late_time + np.array(
-            [self.day_start_us(int(d)) for d in landing[rows]], dtype=np.int64)
+        cols["sold_at"][rows - start] = late_time + np.array(
+            [self.day_start_us(run - int(k)) for k in days], dtype=np.int64)
         return sales_frame(cols), landing
 
 

@@ -404,16 +404,13 @@ def test_bernoulli_reference_agrees_in_rate():
 
 @pytest.mark.parametrize("delete_given_change,soft_share", [(0.3, 0.5), (0.0, 0.5), (1.0, 0.0),
                                                             (1.0, 1.0)])
-def test_apply_changes_equals_naive(sim, full_day, delete_given_change, soft_share):
-    """apply_changes is the change rule that ``replay`` documents itself against."""
-    if not hasattr(ck, "apply_changes"):
-        pytest.skip("fastgen.kernels.changes.apply_changes is gone; replay is tested below")
-    n = 400
-    rng_key = derive_key(4, Stream.CHANGE_PICK, 9, 3)
-    positions = ck.geometric_positions(np.uint64(rng_key), 0.4, n)
-    slots = positions + 1_000  # randomness is keyed by slot, arrays by position
-    keys = np.array([derive_key(4, st_, 9, 3) for st_ in
-                     (Stream.CHANGE_KIND, Stream.CHANGE_TIME, Stream.CHANGE_QUANTITY)], np.uint64)
+def test_replay_of_one_run_equals_naive(sim, full_day, delete_given_change, soft_share):
+    """One run of ``replay`` picks like geometric_positions and applies the naive change rule."""
+    n, rate = 400, 0.4
+    keys = np.array([[derive_key(4, st_, 9, 3) for st_ in
+                      (Stream.CHANGE_PICK, Stream.CHANGE_KIND, Stream.CHANGE_TIME,
+                       Stream.CHANGE_QUANTITY)]], np.uint64)
+    picks = ck.geometric_positions(keys[0, 0], rate, n)
     alive = np.ones(n, np.bool_)
     alive[::37] = False
     is_deleted = np.zeros(n, np.bool_)
@@ -428,15 +425,21 @@ def test_apply_changes_equals_naive(sim, full_day, delete_given_change, soft_sha
     rows = [dict(alive=bool(alive[i]), **{k: v[i].item() for k, v in cols.items()})
             for i in range(n)]
     run_start = sim.day_start_us(9)
-    kinds = np.zeros(positions.size, np.int8)
-    ck.apply_changes(positions, slots, keys, delete_given_change, soft_share, sim.hour_cdf,
-                     run_start, 1, 100, alive, cols["quantity"], cols["unit_price"],
-                     cols["amount"], cols["updated_at"], cols["version"], cols["is_deleted"],
-                     cols["deleted_at"], kinds)
-    expected_kinds = naive.apply_changes(positions.tolist(), slots.tolist(), keys,
+    positions, kinds = np.empty(n, np.int64), np.empty(n, np.int8)
+    before = [np.empty(n, cols[c].dtype) for c in
+              ("quantity", "amount", "updated_at", "version", "is_deleted", "deleted_at")]
+    count = ck.replay(keys, np.array([run_start]), np.array([n]), rate, delete_given_change,
+                      soft_share, sim.hour_cdf, 1, 100, np.arange(n, dtype=np.int64), alive,
+                      cols["quantity"], cols["unit_price"], cols["amount"], cols["updated_at"],
+                      cols["version"], cols["is_deleted"], cols["deleted_at"], positions, kinds,
+                      *before)
+    expected_kinds = naive.apply_changes(picks.tolist(), picks.tolist(), keys[0, 1:],
                                          delete_given_change, soft_share, sim.hour_cdf,
                                          run_start, 1, 100, rows)
-    assert kinds.tolist() == expected_kinds
+    changed = [k for k in expected_kinds if k != ck.NO_CHANGE]
+    assert kinds[:count].tolist() == changed
+    assert positions[:count].tolist() == [p for p, k in zip(picks.tolist(), expected_kinds)
+                                          if k != ck.NO_CHANGE]
     assert alive.tolist() == [r["alive"] for r in rows]
     for name, col in cols.items():
         assert col.tolist() == [r[name] for r in rows], name

@@ -1,6 +1,7 @@
 """The change feed of a run (DESIGN.md section 4), as Debezium shapes it.
 
-One row per change: ``op`` (insert / update / delete; a soft delete is an update whose
+A run's feed is one or more files, read in name order: its changes to history (by day, then
+sale_id), then its inserts (by sale_id). One row per change: ``op`` (insert / update / delete; a soft delete is an update whose
 ``after`` has is_deleted), ``commit_version`` (the run), ``commit_ts``, ``sale_id``,
 ``sale_date`` and full row images ``before`` and ``after`` (null where they do not apply).
 A run touches a sale_id at most once, so its rows may be applied in any order.
@@ -39,25 +40,21 @@ def _frame(op: pl.Expr | str, run: int, commit_ts: datetime, dates: np.ndarray,
                               ).select(list(FEED_SCHEMA)).cast(FEED_SCHEMA)
 
 
-def build(run: int, commit_ts: datetime, inserts: pl.DataFrame, insert_dates: np.ndarray,
-          changes: list[tuple[date, np.ndarray, dict, dict]]) -> pl.DataFrame:
-    """The feed of one run: its changes to history (by day, then sale_id), then its inserts.
+def changes(run: int, commit_ts: datetime, day: date, kinds: np.ndarray, before: dict,
+            after: dict) -> pl.DataFrame:
+    """Feed rows of one run's changes to one day: updates, soft deletes, hard deletes."""
+    hard = kinds == ck.HARD_DELETE
+    dates = np.full(kinds.size, np.datetime64(day, "D"))
+    ops = pl.Series(hard).replace_strict({True: "delete", False: "update"},
+                                         return_dtype=pl.String)
+    frame = _frame(ops, run, commit_ts, dates, sales_frame(before), sales_frame(after))
+    return frame.with_columns(
+        pl.when(pl.col("op") == "delete").then(None).otherwise(pl.col("after")).alias("after"))
 
-    ``changes`` holds, per changed day, (date, kinds, before arrays, after arrays).
-    """
-    pieces = []
-    for day, kinds, before, after in changes:
-        if not kinds.size:
-            continue
-        hard = kinds == ck.HARD_DELETE
-        dates = np.full(kinds.size, np.datetime64(day, "D"))
-        ops = pl.Series(hard).replace_strict({True: "delete", False: "update"},
-                                             return_dtype=pl.String)
-        frame = _frame(ops, run, commit_ts, dates, sales_frame(before), sales_frame(after))
-        pieces.append(frame.with_columns(
-            pl.when(pl.col("op") == "delete").then(None).otherwise(pl.col("after")).alias("after")))
-    pieces.append(_frame("insert", run, commit_ts, insert_dates, None, inserts))
-    return pl.concat(pieces)
+
+def inserts(run: int, commit_ts: datetime, rows: pl.DataFrame, dates: np.ndarray) -> pl.DataFrame:
+    """Feed rows of new rows: op insert, no before image."""
+    return _frame("insert", run, commit_ts, dates, None, rows)
 
 
 def replay(table: pl.DataFrame, feed: pl.DataFrame) -> pl.DataFrame:

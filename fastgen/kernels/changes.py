@@ -34,10 +34,11 @@ def geometric_positions(key, p, limit):
     while True:
         u = uniform_at(key, k)
         k += 1
-        gap = np.int64(0) if p >= 1.0 else np.int64(np.floor(np.log1p(-u) / log_q))
-        pos += gap + 1
-        if pos >= limit:
+        # Compare as a float first: for tiny p the gap exceeds int64.
+        gap = 0.0 if p >= 1.0 else np.floor(np.log1p(-u) / log_q)
+        if gap >= limit - pos - 1:
             break
+        pos += np.int64(gap) + 1
         if n == out.size:
             grown = np.empty(out.size * 2, dtype=np.int64)
             grown[:n] = out[:n]
@@ -45,43 +46,6 @@ def geometric_positions(key, p, limit):
         out[n] = pos
         n += 1
     return out[:n].copy()
-
-
-@nb.njit(cache=True)
-def apply_changes(positions, slots, keys, delete_given_change, soft_share, hour_cdf,
-                  run_day_start_us, qmin, qmax, alive, quantity, unit_price, amount,
-                  updated_at, version, is_deleted, deleted_at, kinds):
-    """Apply one run's changes to the picked rows of one day, in place.
-
-    ``positions`` index the arrays, ``slots`` key the randomness. ``keys``: kind, time,
-    quantity. A picked row that is gone or soft-deleted is left alone (kind NO_CHANGE).
-    """
-    qspan = qmax - qmin + 1
-    for j in range(positions.size):
-        i = positions[j]
-        slot = slots[j]
-        if not alive[i] or is_deleted[i]:
-            kinds[j] = NO_CHANGE
-            continue
-        u = uniform_at(keys[0], slot)
-        t = run_day_start_us + time_of_day_us(uniform_at(keys[1], slot), hour_cdf)
-        if u < delete_given_change:
-            if u < delete_given_change * soft_share:
-                kinds[j] = SOFT_DELETE
-                is_deleted[i] = True
-                deleted_at[i] = t
-                updated_at[i] = t
-                version[i] += 1
-            else:
-                kinds[j] = HARD_DELETE
-                alive[i] = False
-        else:
-            kinds[j] = UPDATE
-            q = qmin + min(np.int64(uniform_at(keys[2], slot) * qspan), qspan - 1)
-            quantity[i] = q
-            amount[i] = q * unit_price[i]
-            updated_at[i] = t
-            version[i] += 1
 
 
 @nb.njit(inline="always", cache=True)
@@ -114,8 +78,9 @@ def replay(run_keys, run_starts_us, existing, change_rate, delete_given_change, 
     """Replay the changes of several runs to one part, in order, in place.
 
     Run *k* picks slots of ``[0, existing[k])`` by geometric skips (key ``run_keys[k, 0]``),
-    keeps those the part holds (``slots``, ascending), and applies them as ``apply_changes``
-    would (keys ``run_keys[k, 1:]``). For the last run, if ``capture_positions`` is not empty,
+    keeps those the part holds (``slots``, ascending), and applies the change rule to the live
+    ones (keys ``run_keys[k, 1:]``: kind, time, quantity; a row already soft- or hard-deleted
+    is left alone). For the last run, if ``capture_positions`` is not empty,
     the positions and kinds of the rows it changed, and their changing columns before the
     change, are written to the ``capture_*`` and ``before_*`` arrays; their count is returned.
     """
@@ -133,10 +98,10 @@ def replay(run_keys, run_starts_us, existing, change_rate, delete_given_change, 
         while True:
             u = uniform_at(pick_key, draw)
             draw += 1
-            gap = np.int64(0) if change_rate >= 1.0 else np.int64(np.floor(np.log1p(-u) / log_q))
-            slot += gap + 1
-            if slot >= existing[k]:
+            gap = 0.0 if change_rate >= 1.0 else np.floor(np.log1p(-u) / log_q)
+            if gap >= existing[k] - slot - 1:
                 break
+            slot += np.int64(gap) + 1
             p = _seek(slots, p, slot)
             if p >= slots.size:
                 break
