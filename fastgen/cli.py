@@ -219,9 +219,10 @@ def _load(args: argparse.Namespace) -> int:
     from fastgen.loaders import load
 
     s = load(args.strategy, Dataset(args.data), args.warehouse)
-    print(f"{args.warehouse}: loaded run {s.to_run} ({s.to_date}) with {s.strategy}, from run "
-          f"{s.from_run}: {s.rows_read:,} rows and {s.bytes_read / 1e6:.1f} MB read, "
-          f"{s.partitions} days, {s.rows_changed:,} rows changed, {s.seconds:.2f} s")
+    start = "empty" if s.from_run < 0 else f"at run {s.from_run}"
+    print(f"{args.warehouse}: loaded run {s.to_run} ({s.to_date}) with {s.strategy} ({start} "
+          f"before): {s.rows_read:,} rows and {s.bytes_read / 1e6:.1f} MB read, {s.partitions} "
+          f"days, {s.rows_changed:,} rows changed, {s.seconds:.2f} s")
     return 0
 
 
