@@ -12,7 +12,7 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 
-from fastgen.kernels.digest import row_hash_sum
+from fastgen.kernels.digest import row_digest
 from fastgen.schema import NOT_DELETED, SALES_COLUMNS
 
 
@@ -61,12 +61,9 @@ def digest_arrays(parts: list[dict[str, np.ndarray]], keeps: list[np.ndarray] | 
     """
     digests = []
     for n, columns in enumerate(parts):
-        keep = keeps[n] if keeps is not None else None
-        matrix = np.stack([columns[name].astype(np.int64) if keep is None
-                           else columns[name][keep].astype(np.int64) for name in SALES_COLUMNS])
-        cents = int(matrix[SALES_COLUMNS.index("amount")].sum())
-        digests.append(Digest(rows=matrix.shape[1],
-                              live_rows=int((matrix[SALES_COLUMNS.index("is_deleted")] == 0).sum()),
-                              amount=str(Decimal(cents).scaleb(-2)),
-                              row_hash=f"{int(row_hash_sum(matrix)):016x}"))
+        keep = keeps[n] if keeps is not None else np.ones(columns["sale_id"].size, np.bool_)
+        rows, live, cents, total = row_digest(keep, *(columns[name] for name in SALES_COLUMNS))
+        digests.append(Digest(rows=int(rows), live_rows=int(live),
+                              amount=str(Decimal(int(cents)).scaleb(-2)),
+                              row_hash=f"{int(total):016x}"))
     return Digest.combine(digests)

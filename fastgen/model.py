@@ -24,7 +24,7 @@ import polars as pl
 from fastgen.config import Model
 from fastgen.kernels import changes as ck
 from fastgen.kernels import sales as sk
-from fastgen.kernels.random import Stream, derive_key, uniforms
+from fastgen.kernels.random import Stream, derive_key, uniforms, uniforms_at
 from fastgen.schema import NOT_DELETED, sales_frame
 
 US_PER_DAY = 86_400_000_000
@@ -135,10 +135,7 @@ class Simulation:
         rows = ck.geometric_positions(self._key(Stream.LATE_PICK, run), c.late_share, self.rows)
         max_days = min(c.late_max_days, run)
         cdf = np.cumsum(c.late_decay ** np.arange(max_days))
-        u = np.empty(rows.size)
-        key = self._key(Stream.LATENESS, run)
-        for j, i in enumerate(rows):  # a few thousand per run
-            u[j] = uniforms(key, int(i), 1)[0]
+        u = uniforms_at(self._key(Stream.LATENESS, run), rows)
         days = np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), max_days - 1) + 1
         return rows, days.astype(np.int64)
 

@@ -8,17 +8,55 @@ import numpy as np
 from fastgen.kernels.random import mix64
 
 
-@nb.njit(cache=True)
-def row_hash_sum(columns):
-    """Sum mod 2**64 of a per-row hash chained over the int64 ``columns`` (2-D, column-major)."""
+_START = 0x243F6A8885A308D3  # pi's fractional bits: any fixed start works
+_BLOCK = 1 << 16
+
+
+@nb.njit(inline="always", cache=True)
+def _chain(h, value):
+    return mix64(h ^ np.uint64(value))
+
+
+@nb.njit(parallel=True, cache=True)
+def row_digest(keep, sale_id, sold_at, store_id, product_id, quantity, unit_price, amount,
+               created_at, updated_at, version, is_deleted, deleted_at):
+    """(rows, live rows, sum of amount, sum mod 2**64 of a hash per row) over rows in ``keep``.
+
+    The hash chains the columns in schema order, each as an int64 (timestamps in us, money
+    in cents, null deleted_at as NOT_DELETED). Sums are exact and order-free, so the blocks
+    of the parallel loop can be added in any order.
+    """
+    n = sale_id.size
+    blocks = (n + _BLOCK - 1) // _BLOCK
+    rows = np.zeros(blocks, np.int64)
+    live = np.zeros(blocks, np.int64)
+    cents = np.zeros(blocks, np.int64)
+    hashes = np.zeros(blocks, np.uint64)
+    for b in nb.prange(blocks):
+        for i in range(b * _BLOCK, min(n, (b + 1) * _BLOCK)):
+            if not keep[i]:
+                continue
+            h = np.uint64(_START)
+            h = _chain(h, sale_id[i])
+            h = _chain(h, sold_at[i])
+            h = _chain(h, store_id[i])
+            h = _chain(h, product_id[i])
+            h = _chain(h, quantity[i])
+            h = _chain(h, unit_price[i])
+            h = _chain(h, amount[i])
+            h = _chain(h, created_at[i])
+            h = _chain(h, updated_at[i])
+            h = _chain(h, version[i])
+            h = _chain(h, np.int64(is_deleted[i]))
+            h = _chain(h, deleted_at[i])
+            rows[b] += 1
+            live[b] += 0 if is_deleted[i] else 1
+            cents[b] += amount[i]
+            hashes[b] += h
     total = np.uint64(0)
-    ncols, nrows = columns.shape
-    for i in range(nrows):
-        h = np.uint64(0x243F6A8885A308D3)  # pi's fractional bits: any fixed start works
-        for c in range(ncols):
-            h = mix64(h ^ np.uint64(columns[c, i]))
-        total += h
-    return total
+    for b in range(blocks):
+        total += hashes[b]
+    return rows.sum(), live.sum(), cents.sum(), total
 
 
 @nb.njit(parallel=True, cache=True)

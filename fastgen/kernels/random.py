@@ -81,3 +81,12 @@ def uniforms(key, start, count):
     for i in range(count):
         out[i] = uniform_at(np.uint64(key), start + i)
     return out
+
+
+@nb.njit(cache=True)
+def uniforms_at(key, indices):
+    """The uniforms of stream ``key`` at the given positions."""
+    out = np.empty(indices.size, dtype=np.float64)
+    for j in range(indices.size):
+        out[j] = uniform_at(np.uint64(key), indices[j])
+    return out
