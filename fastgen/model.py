@@ -299,6 +299,30 @@ class Simulation:
         part.slots = np.concatenate([part.slots, np.arange(base, base + count, dtype=np.int64)])
         part.alive = np.concatenate([part.alive, np.ones(count, np.bool_)])
 
+    def part_from_frame(self, day: int, index: int, run: int, frame: pl.DataFrame) -> Part:
+        """Part ``index`` of ``day`` from its export after ``run`` (as written to disk).
+
+        The inverse of ``Part.frame``: a daily run starts from the committed file of a day
+        instead of replaying its whole history. Slots come back from sale_ids: on-time rows
+        by their index in the day's run, late rows by their place among the day's late ids.
+        """
+        cols = {name: frame[name].to_numpy() for name in ("sale_id", "store_id", "product_id",
+                                                          "quantity", "version", "is_deleted")}
+        for name in ("sold_at", "created_at", "updated_at", "deleted_at"):
+            cols[name] = frame[name].dt.epoch("us").fill_null(NOT_DELETED).to_numpy()
+        for name in ("unit_price", "amount"):
+            cols[name] = (frame[name] * 100).cast(pl.Int64).to_numpy()
+        # Polars hands out read-only views; the changes write into these arrays.
+        cols = {name: np.array(col, copy=not col.flags.writeable) for name, col in cols.items()}
+        first_id = day * self.rows + 1
+        slots = cols["sale_id"] - first_id
+        late = slots >= self.rows
+        if late.any():
+            late_ids = np.concatenate([r * self.rows + rows + 1
+                                       for r, rows in self.late_into(day, run)])
+            slots[late] = self.rows + np.searchsorted(late_ids, cols["sale_id"][late])
+        return Part(day, index, run, slots, np.ones(slots.size, np.bool_), cols)
+
     def part_state(self, day: int, index: int, run: int) -> Part:
         """Part ``index`` of ``day`` after ``run``, computed from the keys alone."""
         part = self.new_part(day, index)
