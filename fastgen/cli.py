@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
-from fastgen.config import ChangeModel, ConfigError, Model, SalesModel
+from fastgen.config import ConfigError, Model
 from fastgen.dataset import Dataset, DatasetError, UsageError, check_writable
 
 # (flag, section, field, type, help). Each one changes the model, so it is stored in
@@ -173,9 +174,18 @@ def _run_batch(ds: Dataset, days: int) -> int:
               flush=True)
         bar.update(1)
 
-    import time
+    writing = []
+
+    def on_write(done: int, total: int) -> None:
+        # A backfill writes each day once, at the end: the bar then counts those days.
+        if not writing:
+            writing.append(True)
+            bar.reset(total=total)
+            bar.set_description("writing days")
+        bar.update(1)
+
     t0 = time.perf_counter()
-    summaries = ds.generate(days, on_run=on_run)
+    summaries = ds.generate(days, on_run=on_run, on_write=on_write)
     bar.close()
     last = ds.manifest()
     print(f"committed {len(summaries)} run(s) to {ds.root}: {last['bytes_written'] / 1e6:.1f} MB "
