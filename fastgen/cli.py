@@ -213,15 +213,19 @@ def _verify(args: argparse.Namespace) -> int:
     if args.warehouse is not None:
         return _verify_warehouse(args)
     ds = Dataset(args.data)
-    problems = ds.verify()
+    return _report(ds, ds.verify(), args.data, "")
+
+
+def _report(ds: Dataset, problems: list[str], checked: Path, of: str) -> int:
+    """Print each problem (exit 1), or one line saying that all days match (exit 0)."""
     for line in problems:
         print(line)
     if problems:
-        print(f"{len(problems)} problem(s) in {args.data}", file=sys.stderr)
+        print(f"{len(problems)} problem(s) in {checked}", file=sys.stderr)
         return 1
     last = ds.manifest()
-    print(f"{args.data}: all {len(last['partitions']) if last else 0} days match run "
-          f"{last['run_date'] if last else '(none)'}")
+    print(f"{checked}: all {len(last['partitions']) if last else 0} days match run "
+          f"{last['run_date'] if last else '(none)'}{of}")
     return 0
 
 
@@ -245,15 +249,7 @@ def _verify_warehouse(args: argparse.Namespace) -> int:
         problems = verify_warehouse(ds, con)
     finally:
         con.close()
-    for line in problems:
-        print(line)
-    if problems:
-        print(f"{len(problems)} problem(s) in {args.warehouse}", file=sys.stderr)
-        return 1
-    last = ds.manifest()
-    print(f"{args.warehouse}: all {len(last['partitions']) if last else 0} days match run "
-          f"{last['run_date'] if last else '(none)'} of {args.data}")
-    return 0
+    return _report(ds, problems, args.warehouse, f" of {args.data}")
 
 
 def main(argv: list[str] | None = None) -> int:
