@@ -304,6 +304,14 @@ def verify_warehouse(dataset: Dataset, con: duckdb.DuckDBPyConnection) -> list[s
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if TABLE not in tables:
         return [f"the warehouse has no {TABLE} table; load it first"]
+    try:
+        return _compare(dataset, con, last, truth, tables)
+    except duckdb.Error as exc:  # a table of another shape, not made by these loaders
+        return [f"the warehouse's tables cannot be read ({str(exc).splitlines()[0]})"]
+
+
+def _compare(dataset: Dataset, con: duckdb.DuckDBPyConnection, last: dict | None, truth: dict,
+             tables: set[str]) -> list[str]:
     problems = []
     where = state(con) if STATE_TABLE in tables else None
     if last and (where is None or where.last_run != last["run"]):
