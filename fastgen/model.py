@@ -104,6 +104,8 @@ class Simulation:
         self.second_start = lru_cache(maxsize=32)(self._second_start)
         self.late = lru_cache(maxsize=1024)(self._late)
         self.chosen_days = lru_cache(maxsize=None)(self._chosen_days)
+        self._chosen_set = lru_cache(maxsize=None)(
+            lambda run: frozenset(self.chosen_days(run).tolist()))
 
     # ---- dates -------------------------------------------------------------------------
     def date_of(self, day: int) -> date:
@@ -217,11 +219,14 @@ class Simulation:
     def _late_rows(self, day: int, run: int, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Late rows of ``run`` landing on ``day``: created in the run, sold on the day."""
         cols = self._new_rows(run, 0, rows=rows)
-        sold = np.empty(rows.size, np.int64)
-        sk.times_of_day(self._key(Stream.LATE_TIME, run), rows, self.hour_cdf,
-                        self.day_start_us(day), sold)
-        cols["sold_at"] = sold
+        cols["sold_at"] = self._late_sold_at(run, rows, run - day)
         return cols
+
+    def _late_sold_at(self, run: int, rows: np.ndarray, days: np.ndarray | int) -> np.ndarray:
+        """When the late ``rows`` of ``run`` were sold: a time of day, ``days`` before the run."""
+        out = np.empty(rows.size, np.int64)
+        sk.times_of_day(self._key(Stream.LATE_TIME, run), rows, self.hour_cdf, 0, out)
+        return out + (self.day_start_us(run) - np.asarray(days, np.int64) * US_PER_DAY)
 
     # ---- parts of a day ----------------------------------------------------------------
     def parts(self) -> int:
@@ -284,9 +289,6 @@ class Simulation:
             images = {name: (before[name][:count] if name in before else after[name])
                       for name in col}
             captured[runs[-1]] = Changes(kinds, images, after)
-
-    def _chosen_set(self, run: int) -> frozenset[int]:
-        return _as_set(self.chosen_days(run))
 
     def _add_late(self, part: Part, after_run: int, upto_run: int) -> None:
         pieces = [(r, rows) for r, rows in self.late_into(part.day, upto_run) if r > after_run]
@@ -351,17 +353,5 @@ class Simulation:
         rows, days = rows[inside], days[inside]
         landing = np.full(stop - start, run, np.int64)
         landing[rows - start] = run - days
-        late_time = np.empty(rows.size, np.int64)
-        sk.times_of_day(self._key(Stream.LATE_TIME, run), rows, self.hour_cdf, 0, late_time)
-        cols["sold_at"][rows - start] = late_time + np.array(
-            [self.day_start_us(run - int(k)) for k in days], dtype=np.int64)
+        cols["sold_at"][rows - start] = self._late_sold_at(run, rows, days)
         return sales_frame(cols), landing
-
-
-@lru_cache(maxsize=4096)
-def _as_set_cached(key: bytes) -> frozenset[int]:
-    return frozenset(np.frombuffer(key, dtype=np.int64).tolist())
-
-
-def _as_set(days: np.ndarray) -> frozenset[int]:
-    return _as_set_cached(days.astype(np.int64).tobytes())
