@@ -27,11 +27,22 @@ class Digest:
         return asdict(self)
 
     @classmethod
-    def combine(cls, parts: list[Digest]) -> Digest:
-        """The digest of the union of disjoint row sets (the parts of one day)."""
-        cents = sum(Decimal(p.amount).scaleb(2) for p in parts)
-        total = sum(int(p.row_hash, 16) for p in parts) % 2**64
-        return cls(rows=sum(p.rows for p in parts), live_rows=sum(p.live_rows for p in parts),
+    def from_json(cls, data: dict) -> Digest:
+        return cls(rows=data["rows"], live_rows=data["live_rows"], amount=data["amount"],
+                   row_hash=data["row_hash"])
+
+    @classmethod
+    def combine(cls, parts: list[Digest], signs: list[int] | None = None) -> Digest:
+        """The digest of the union of disjoint row sets (the parts of one day).
+
+        With ``signs`` of -1, a set is taken out instead: every field is an exact sum (the
+        hash one mod 2**64), so a day's digest can follow its changes without a full pass.
+        """
+        signs = signs or [1] * len(parts)
+        cents = sum(s * Decimal(p.amount).scaleb(2) for s, p in zip(signs, parts))
+        total = sum(s * int(p.row_hash, 16) for s, p in zip(signs, parts)) % 2**64
+        return cls(rows=sum(s * p.rows for s, p in zip(signs, parts)),
+                   live_rows=sum(s * p.live_rows for s, p in zip(signs, parts)),
                    amount=str(Decimal(int(cents)).scaleb(-2)), row_hash=f"{total:016x}")
 
 
