@@ -27,6 +27,8 @@ MODEL_OPTIONS = [
     ("--product-skew", "sales", "product_skew", float, "Zipf exponent of product popularity"),
     ("--quantity-min", "sales", "quantity_min", int, "smallest quantity"),
     ("--quantity-max", "sales", "quantity_max", int, "largest quantity"),
+    ("--price-min-cents", "sales", "price_min_cents", int, "lowest unit price, in cents"),
+    ("--price-max-cents", "sales", "price_max_cents", int, "highest unit price, in cents"),
     ("--sigmoid-steepness", "changes", "sigmoid_steepness", float, "steepness of the sigmoid over a day's position in history"),
     ("--sigmoid-switch-days", "changes", "sigmoid_switch_days", int, "history length from which the midpoint is H - recent days (before: H/2)"),
     ("--sigmoid-recent-days", "changes", "sigmoid_recent_days", int, "days before the newest at which the sigmoid's midpoint sits"),

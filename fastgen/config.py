@@ -58,7 +58,8 @@ class SalesModel:
         if not 1 <= self.quantity_min <= self.quantity_max <= 1_000_000:
             raise ConfigError("--quantity-min and --quantity-max must satisfy 1 <= min <= max <= 1000000.")
         if not 1 <= self.price_min_cents <= self.price_max_cents <= 10**8:
-            raise ConfigError("prices must satisfy 1 <= min <= max <= 100000000 cents.")
+            raise ConfigError("--price-min-cents and --price-max-cents must satisfy "
+                              "1 <= min <= max <= 100000000.")
 
 
 @dataclass(frozen=True, kw_only=True)
