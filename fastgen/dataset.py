@@ -226,6 +226,19 @@ class Dataset:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
+        # fastgen.json was read before the lock: two first writers on one empty folder may both
+        # have created it. Go on only if it is still the identity this object was opened with.
+        try:
+            on_disk = json.loads((self.root / IDENTITY).read_text())
+        except (OSError, ValueError):
+            on_disk = None
+        mine = {k: v for k, v in self.identity.items() if k != "last_date"}
+        if not isinstance(on_disk, dict) or {k: v for k, v in on_disk.items()
+                                             if k != "last_date"} != mine:
+            self.unlock()
+            raise LockedError(f"{self.root / IDENTITY} changed while this fastgen was starting "
+                              "(another one created the dataset); run again.")
+        self.identity["last_date"] = on_disk.get("last_date")
 
     def unlock(self) -> None:
         if self._lock_fd is not None:

@@ -315,3 +315,18 @@ def test_a_start_hashes_only_files_changed_since_the_last_check(baseline, tmp_pa
     os.utime(path)  # a touch, or any write, changes the stat signature
     ds.check_committed_files()
     assert hashed == [path]
+
+
+def test_two_first_writers_on_an_empty_folder_do_not_mix_models(tmp_path):
+    """Both created fastgen.json before either held the lock: the one whose identity was
+    replaced must not go on with its own model."""
+    from datetime import date
+
+    root = tmp_path / "race"
+    first = Dataset.create(root, fastgen.Model(seed=1), date(2025, 1, 1))
+    second = Dataset.create(root, fastgen.Model(seed=2), date(2025, 1, 1))  # replaces it
+    with pytest.raises(fastgen.dataset.LockedError, match="changed while"):
+        first.lock()
+    second.lock()  # the identity on disk is its own
+    second.unlock()
+    assert Dataset(root).model.seed == 2
