@@ -668,10 +668,11 @@ class _PartCache:
         self.budget = budget
         self.committed = committed
         self.parts: dict[tuple[int, int], Part] = {}
+        self.size = 0
 
     def get(self, day: int, index: int, run: int) -> Part:
         """The part after ``run``: from memory, else from its committed file, else from the keys."""
-        part = self.parts.pop((day, index), None)
+        part = self._pop((day, index))
         if part is None or part.run > run:
             part = self.committed(day, index)
         if part is None or part.run > run:
@@ -680,15 +681,23 @@ class _PartCache:
         return part
 
     def put(self, part: Part) -> None:
+        self._pop((part.day, part.index))
         self.parts[(part.day, part.index)] = part
-        size = sum(_nbytes(p) for p in self.parts.values())
-        for key in sorted(self.parts):
-            if size <= self.budget:
-                break
-            size -= _nbytes(self.parts.pop(key))
+        self.size += _nbytes(part)
+        if self.size > self.budget:
+            for key in sorted(self.parts):
+                if self.size <= self.budget:
+                    break
+                self._pop(key)
 
     def drop(self, day: int, index: int) -> None:
-        self.parts.pop((day, index), None)
+        self._pop((day, index))
+
+    def _pop(self, key: tuple[int, int]) -> Part | None:
+        part = self.parts.pop(key, None)
+        if part is not None:
+            self.size -= _nbytes(part)
+        return part
 
 
 def _nbytes(part: Part) -> int:
