@@ -34,13 +34,7 @@ def generate(path, *, days: int = 1, model: Model | None = None, start=None,
     else:
         ds = Dataset.create(path, model or Model(), start or datetime.date.today(),
                             fmt or "parquet")
-    ds.lock()
-    try:
-        ds.recover()
-        ds.check_committed_files()
-        return ds.generate(days)
-    finally:
-        ds.unlock()
+    return ds.write(days)
 
 
 def scan(path):

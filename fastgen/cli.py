@@ -146,23 +146,14 @@ def _generate(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         ds = Dataset.create(args.data, model, args.start_date or date.today(),
                             args.format or "parquet")
-    ds.lock()
-    try:
-        recovered = ds.recover()
-        if recovered:
-            print(f"recovered: {'; '.join(recovered)}", file=sys.stderr)
-        ds.check_committed_files()
-        first = ds.last_run() + 1
-        if first > 0 and args.start_date is not None:
-            print(f"resuming at {ds.sim.date_of(first)}, after the last day in {args.data}; "
-                  f"--start-date {args.start_date} was ignored", file=sys.stderr)
-        return _run_batch(ds, args.days)
-    finally:
-        ds.unlock()
+    return _run_batch(ds, args.days, args.start_date)
 
 
-def _run_batch(ds: Dataset, days: int) -> int:
+def _run_batch(ds: Dataset, days: int, start_date: date | None) -> int:
     from tqdm import tqdm
+
+    def on_recovered(done: list[str]) -> None:
+        print(f"recovered: {'; '.join(done)}", file=sys.stderr)
 
     bar = tqdm(total=days, unit="day", disable=days == 1 or not sys.stderr.isatty(),
                file=sys.stderr, leave=False)
@@ -170,12 +161,17 @@ def _run_batch(ds: Dataset, days: int) -> int:
     def on_run(s) -> None:
         c = s.counts
         bar.clear()
+        if not made and s.run > 0 and start_date is not None:
+            print(f"resuming at {s.run_date}, after the last day in {ds.root}; "
+                  f"--start-date {start_date} was ignored", file=sys.stderr)
         print(f"{s.run_date}  run {s.run:>4}  {c['inserts']:>11,} rows  {c['late_rows']:>8,} late  "
               f"{c['updates']:>10,} upd  {c['soft_deletes'] + c['hard_deletes']:>8,} del  "
               f"{c['partitions_rewritten']:>4} days  {s.seconds:6.2f} s  {s.bytes / 1e6:8.1f} MB feed",
               flush=True)
+        made.append(s.run)
         bar.update(1)
 
+    made: list[int] = []
     writing = []
 
     def on_write(done: int, total: int) -> None:
@@ -187,7 +183,7 @@ def _run_batch(ds: Dataset, days: int) -> int:
         bar.update(1)
 
     t0 = time.perf_counter()
-    summaries = ds.generate(days, on_run=on_run, on_write=on_write)
+    summaries = ds.write(days, on_recovered=on_recovered, on_run=on_run, on_write=on_write)
     bar.close()
     last = ds.manifest()
     print(f"committed {len(summaries)} run(s) to {ds.root}: {last['bytes_written'] / 1e6:.1f} MB "

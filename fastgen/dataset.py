@@ -320,6 +320,20 @@ class Dataset:
             os.replace(tmp, self.root / CHECKED)
 
     # ---- generation --------------------------------------------------------------------
+    def write(self, days: int, *, on_recovered: Callable[[list[str]], None] | None = None,
+              on_run: Callable[[RunSummary], None] | None = None,
+              on_write: Callable[[int, int], None] | None = None) -> list[RunSummary]:
+        """What a writer does: take the lock, recover, check the committed files, make the runs."""
+        self.lock()
+        try:
+            recovered = self.recover()
+            if recovered and on_recovered:
+                on_recovered(recovered)
+            self.check_committed_files()
+            return self.generate(days, on_run=on_run, on_write=on_write)
+        finally:
+            self.unlock()
+
     def generate(self, days: int, *, cache_bytes: int = DEFAULT_CACHE_BYTES,
                  on_run: Callable[[RunSummary], None] | None = None,
                  on_write: Callable[[int, int], None] | None = None) -> list[RunSummary]:
