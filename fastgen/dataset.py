@@ -378,11 +378,12 @@ class Dataset:
             fault("run")
         # Each touched day is written once, in its state after the batch's last run; the last
         # run wrote its own days already, without holding them in memory.
-        for n, day in enumerate(sorted(touched_in_batch - set(self.sim.touched(last).tolist()))):
+        remaining = sorted(touched_in_batch - set(self.sim.touched(last).tolist()))
+        for n, day in enumerate(remaining):
             self._write_partition(day, last, cache, batch)
             fault("partition")
             if on_write:
-                on_write(n + 1, len(touched_in_batch))
+                on_write(n + 1, len(remaining))
         files.update(batch.files)
         self._commit(manifests, partitions, files, batch)
         return summaries
@@ -487,9 +488,8 @@ class Dataset:
 
     def _write_partition(self, day: int, run: int, cache: _PartCache, batch: _Batch) -> None:
         for index in range(self.sim.parts()):
-            part = cache.get(day, index, run)
+            part = cache.get(day, index, run)  # taken out of the cache, so freed once written
             self._write_temp(part.frame(), self._part_path(day, index), batch)
-            cache.drop(day, index)
 
     def _commit(self, manifests: list[dict], partitions: dict, files: dict, batch: _Batch) -> None:
         folder = self.root / MANIFESTS
@@ -703,9 +703,6 @@ class _PartCache:
                 if self.size <= self.budget:
                     break
                 self._pop(key)
-
-    def drop(self, day: int, index: int) -> None:
-        self._pop((day, index))
 
     def _pop(self, key: tuple[int, int]) -> Part | None:
         part = self.parts.pop(key, None)

@@ -45,7 +45,6 @@ FEED_SCHEMA: dict[str, pl.DataType] = {
     "before": ROW_IMAGE,
     "after": ROW_IMAGE,
 }
-OPS = ("insert", "update", "delete")
 
 # A deleted_at of this value in the kernels' int64 arrays means "not deleted" (null).
 NOT_DELETED = np.iinfo(np.int64).min

@@ -12,7 +12,6 @@ import numpy as np
 from fastgen.kernels.random import uniform_at
 
 US_PER_SECOND = 1_000_000
-SECONDS_PER_DAY = 86_400
 US_PER_HOUR = 3_600 * US_PER_SECOND
 # Rows per parallel task; results never depend on it, only the scheduling does.
 BLOCK = 1 << 16
