@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import re
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
+from fastgen import config
 from fastgen.config import ConfigError, Model
-from fastgen.dataset import Dataset, DatasetError, UsageError, check_writable
+from fastgen.dataset import Dataset, check_writable
+from fastgen.errors import DatasetError, UsageError
 
 # (flag, section, field, type, help). Each one changes the model, so it is stored in
 # fastgen.json and refused on an existing dataset when it differs.
@@ -58,6 +62,12 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a dataset folder")
+    return Path(text)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -74,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = Model()
 
     gen = sub.add_parser("generate", help="make the next days of data")
-    gen.add_argument("--data", type=Path, default=Path("data"),
+    gen.add_argument("--data", type=_folder, default=Path("data"),
                      help="dataset folder (default: data)")
     gen.add_argument("--start-date", type=_date, default=None,
                      help="first day of a new dataset; ignored when resuming (default: today)")
@@ -90,10 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                          default=None, help=f"{text} (default: {shown})", **kwargs)
 
     info = sub.add_parser("info", help="days, rows and size of a dataset")
-    info.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default: data)")
+    info.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")
 
     verify = sub.add_parser("verify", help="check the files (or a warehouse) against the manifests")
-    verify.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default: data)")
+    verify.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")
     verify.add_argument("--warehouse", type=Path, default=None,
                         help="check this DuckDB warehouse's sales table instead of the files")
 
@@ -102,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="full: rebuild from every file; incremental: reload the days changed "
                            "since the last load; cdc: apply the change feeds since the last load")
     load.add_argument("--warehouse", type=Path, required=True, help="DuckDB database file")
-    load.add_argument("--data", type=Path, default=Path("data"), help="dataset folder (default: data)")
+    load.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")
     return parser
 
 
@@ -140,12 +150,13 @@ def _generate(args: argparse.Namespace) -> int:
             raise UsageError(f"--format differs from the dataset's ({ds.format}).")
     else:
         model, _ = _model_from(args, Model())
+        start = args.start_date or date.today()
         try:
             model.validate()
+            config.check_calendar(start, 0, args.days)
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
-        ds = Dataset.create(args.data, model, args.start_date or date.today(),
-                            args.format or "parquet")
+        ds = Dataset.create(args.data, model, start, args.format or "parquet")
     return _run_batch(ds, args.days, args.start_date)
 
 
@@ -182,18 +193,30 @@ def _run_batch(ds: Dataset, days: int, start_date: date | None) -> int:
             bar.set_description("writing days")
         bar.update(1)
 
+    def on_wait() -> None:
+        bar.clear()
+        print(f"waiting for readers of {ds.root} to finish before committing", file=sys.stderr)
+
     t0 = time.perf_counter()
-    summaries = ds.write(days, on_recovered=on_recovered, on_run=on_run, on_write=on_write)
-    bar.close()
+    try:
+        summaries = ds.write(days, on_recovered=on_recovered, on_run=on_run, on_write=on_write,
+                             on_wait=on_wait)
+    finally:
+        bar.close()
     last = ds.manifest()
     print(f"committed {len(summaries)} run(s) to {ds.root}: {last['bytes_written'] / 1e6:.1f} MB "
           f"written in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
+def _waiting(ds: Dataset):
+    return lambda: print(f"waiting for a commit to {ds.root} to finish", file=sys.stderr)
+
+
 def _info(args: argparse.Namespace) -> int:
     ds = Dataset(args.data)
-    last = ds.manifest()
+    with ds.reading(_waiting(ds)):
+        last = ds.committed()
     if last is None:
         print(f"{args.data}: no committed run yet (starts {ds.start})")
         return 0
@@ -211,7 +234,8 @@ def _verify(args: argparse.Namespace) -> int:
     if args.warehouse is not None:
         return _verify_warehouse(args)
     ds = Dataset(args.data)
-    return _report(ds, ds.verify(), args.data, "")
+    with ds.reading(_waiting(ds)):
+        return _report(ds, ds.verify(), args.data, "")
 
 
 def _report(ds: Dataset, problems: list[str], checked: Path, of: str) -> int:
@@ -221,16 +245,20 @@ def _report(ds: Dataset, problems: list[str], checked: Path, of: str) -> int:
     if problems:
         print(f"{len(problems)} problem(s) in {checked}", file=sys.stderr)
         return 1
-    last = ds.manifest()
-    print(f"{checked}: all {len(last['partitions']) if last else 0} days match run "
-          f"{last['run_date'] if last else '(none)'}{of}")
+    last = ds.committed()
+    if last is None:
+        print(f"{checked}: no committed run yet; nothing to verify", file=sys.stderr)
+        return 1
+    print(f"{checked}: all {len(last['partitions'])} days match run {last['run_date']}{of}")
     return 0
 
 
 def _load(args: argparse.Namespace) -> int:
     from fastgen.loaders import load
 
-    s = load(args.strategy, Dataset(args.data), args.warehouse)
+    ds = Dataset(args.data)
+    with ds.reading(_waiting(ds)):
+        s = load(args.strategy, ds, args.warehouse)
     start = "empty" if s.from_run < 0 else f"at run {s.from_run}"
     print(f"{args.warehouse}: loaded run {s.to_run} ({s.to_date}) with {s.strategy} ({start} "
           f"before): {s.rows_read:,} rows and {s.bytes_read / 1e6:.1f} MB read, {s.partitions} "
@@ -242,12 +270,13 @@ def _verify_warehouse(args: argparse.Namespace) -> int:
     from fastgen.loaders import connect, verify_warehouse
 
     ds = Dataset(args.data)
-    con = connect(args.warehouse, read_only=True)
-    try:
-        problems = verify_warehouse(ds, con)
-    finally:
-        con.close()
-    return _report(ds, problems, args.warehouse, f" of {args.data}")
+    with ds.reading(_waiting(ds)):
+        con = connect(args.warehouse, read_only=True)
+        try:
+            problems = verify_warehouse(ds, con)
+        finally:
+            con.close()
+        return _report(ds, problems, args.warehouse, f" of {args.data}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +287,18 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ConfigError) as exc:
         print(f"fastgen: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("\nfastgen: interrupted; the last committed state is intact.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`fastgen verify | head -1`): stop quietly, as
+        # a process killed by SIGPIPE would, without a second error when stdout is flushed.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
     except OSError as exc:
-        print(f"fastgen: {exc.strerror or exc} ({exc.filename or 'disk'}); the last committed "
-              "state is intact.", file=sys.stderr)
+        what = exc.strerror or str(exc)
+        where = exc.filename or "the dataset folder"
+        if exc.errno == errno.EPIPE:
+            return 128 + 13
+        print(f"fastgen: {what} ({where}); the last committed state is intact.", file=sys.stderr)
         return 1

@@ -1,18 +1,62 @@
 """Frozen, typed options of the model and of the output, validated once at the edge.
 
-Every number of the simulation lives here with its default and where the default comes from.
-A ``Model`` is stored in ``fastgen.json``; two datasets with equal ``Model`` values contain the
+Every number of the simulation lives here with its default and where the default comes from,
+and so does every limit a value must keep (issue 8: no silent wrong data, no tracebacks). A
+``Model`` is stored in ``fastgen.json``; two datasets with equal ``Model`` values contain the
 same bytes (DESIGN.md section 2).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 DeleteMode = Literal["soft", "hard", "mixed"]
 OutputFormat = Literal["parquet", "csv"]
+
+# ---- limits (issue 8) ----------------------------------------------------------------------
+# int32 columns (store_id, product_id, quantity, version in fastgen/schema.py).
+INT32_MAX = 2**31 - 1
+# A run's sale ids are run * rows_per_day + i + 1 in int64: 2**31 rows times the ~3 million
+# runs the calendar holds stay far below 2**63.
+MAX_ROWS_PER_DAY = INT32_MAX
+# Rows held in memory at once while writing a file: measured ~200 B a row at peak (two runs
+# of 10M-row files: 2.3 GB RSS), so 2**25 rows take ~7 GB and two workers fit in 24 GiB.
+MAX_ROWS_IN_MEMORY = 2**25
+# The model builds an alias table and a price per product (and a table per store): measured
+# ~26 B an entry, so 10M stores and 10M products take ~0.5 GB and ~2 s to build.
+MAX_STORES = 10_000_000
+MAX_PRODUCTS = 10_000_000
+# Rank 2 has weight 2**-100 ~ 1e-30 of rank 1 at skew 100: beyond, every sale is rank 1 anyway.
+MAX_SKEW = 100.0
+# One peak per hour of the day is plenty; the mixture costs ~1k erf calls per peak.
+MAX_RUSH_PEAKS = 24
+# A peak with sigma of a day is flat over the day to 1e-8 (the wrapped Gaussian's first
+# Fourier term is exp(-2 pi^2 sigma^2 / 24^2)), and the wrap sums ~10 sigma / 24 days.
+MAX_RUSH_SIGMA_HOURS = 24.0
+# The original generator's bound; a million units of one product in one sale is already absurd.
+MAX_QUANTITY = 1_000_000
+# Money columns of fastgen/schema.py in cents: decimal(p, 2) holds up to 10**p - 1 cents.
+PRICE_MAX_CENTS = 10**10 - 1  # unit_price decimal(10, 2): 99,999,999.99
+AMOUNT_MAX_CENTS = 10**12 - 1  # amount decimal(12, 2): 9,999,999,999.99
+# At steepness 100 the sigmoid goes from 1% to 99% within 0.1 day: a step; more changes nothing.
+MAX_STEEPNESS = 100.0
+# The bound kept from before: a non-negative int64, which every tool that reads fastgen.json
+# holds exactly (fastgen/kernels/random.py mixes the seed into 64-bit keys).
+SEED_LIMIT = 2**63
+# The original generator's bound: a sale reported more than a year late is not "late".
+MAX_LATE_DAYS = 365
+# Calendar. The last run's commit_ts is midnight after its day, so the last day a run can
+# make is the day before datetime's last one. The first start is a plain, documented choice:
+# no loader test needs older data, and targets disagree before it (SQL Server's smalldatetime
+# and Excel start at 1900-01-01; pandas' nanosecond timestamps end at 1677).
+FIRST_START = datetime.date(1900, 1, 1)
+LAST_DAY = datetime.date(9999, 12, 30)
+# Longest history the calendar holds; sigmoid offsets beyond it can never take effect.
+MAX_HISTORY_DAYS = (LAST_DAY - FIRST_START).days + 1
 
 
 class ConfigError(ValueError):
@@ -40,26 +84,36 @@ class SalesModel:
     price_max_cents: int = 50_000
 
     def validate(self) -> None:
-        _positive("rows-per-day", self.rows_per_day)
-        if self.rows_per_day >= 2**31:
-            raise ConfigError("--rows-per-day must be below 2147483648.")
-        if not self.rush_hours or len(self.rush_hours) != len(self.rush_weights):
-            raise ConfigError("--rush-hours and --rush-weights must have the same, non-zero length.")
-        if any(not 0 <= h < 24 for h in self.rush_hours):
-            raise ConfigError("--rush-hours must lie in [0, 24).")
-        if any(w <= 0 for w in self.rush_weights):
-            raise ConfigError("--rush-weights must be positive.")
-        if not self.rush_sigma > 0:
-            raise ConfigError("--rush-sigma must be positive.")
-        _positive("stores", self.stores)
-        _positive("products", self.products)
-        if self.store_skew < 0 or self.product_skew < 0:
-            raise ConfigError("--store-skew and --product-skew must be >= 0.")
-        if not 1 <= self.quantity_min <= self.quantity_max <= 1_000_000:
-            raise ConfigError("--quantity-min and --quantity-max must satisfy 1 <= min <= max <= 1000000.")
-        if not 1 <= self.price_min_cents <= self.price_max_cents <= 10**8:
-            raise ConfigError("--price-min-cents and --price-max-cents must satisfy "
-                              "1 <= min <= max <= 100000000.")
+        """Raise ConfigError naming the first option out of its range."""
+        _integer("rows-per-day", self.rows_per_day, 1, MAX_ROWS_PER_DAY)
+        for flag, values in (("rush-hours", self.rush_hours), ("rush-weights", self.rush_weights)):
+            if not isinstance(values, tuple) or not 1 <= len(values) <= MAX_RUSH_PEAKS:
+                raise ConfigError(f"--{flag} must be a tuple of 1 to {MAX_RUSH_PEAKS} numbers, "
+                                  f"got {values!r}.")
+        if len(self.rush_hours) != len(self.rush_weights):
+            raise ConfigError("--rush-hours and --rush-weights must have the same length.")
+        for hour in self.rush_hours:
+            _number("rush-hours", hour, 0.0, 24.0, high_open=True)
+        for weight in self.rush_weights:
+            _number("rush-weights", weight, 0.0, math.inf, low_open=True, high_open=True)
+        if not math.isfinite(sum(map(float, self.rush_weights))):  # the model divides by it
+            raise ConfigError(f"--rush-weights must have a finite sum, got {self.rush_weights!r}.")
+        _number("rush-sigma", self.rush_sigma, 0.0, MAX_RUSH_SIGMA_HOURS, low_open=True)
+        _integer("stores", self.stores, 1, MAX_STORES)
+        _integer("products", self.products, 1, MAX_PRODUCTS)
+        _number("store-skew", self.store_skew, 0.0, MAX_SKEW)
+        _number("product-skew", self.product_skew, 0.0, MAX_SKEW)
+        for low, high, largest in (("quantity-min", "quantity-max", MAX_QUANTITY),
+                                   ("price-min-cents", "price-max-cents", PRICE_MAX_CENTS)):
+            lo, hi = (getattr(self, flag.replace("-", "_")) for flag in (low, high))
+            _integer(low, lo, 1, largest)
+            _integer(high, hi, 1, largest)
+            if lo > hi:
+                raise ConfigError(f"--{low} {lo} exceeds --{high} {hi}.")
+        if self.quantity_max * self.price_max_cents > AMOUNT_MAX_CENTS:
+            raise ConfigError(f"--quantity-max {self.quantity_max} times --price-max-cents "
+                              f"{self.price_max_cents} exceeds {AMOUNT_MAX_CENTS} cents, the "
+                              "largest amount its decimal(12, 2) column holds.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,23 +134,21 @@ class ChangeModel:
     late_decay: float = 0.5
 
     def validate(self) -> None:
-        if not self.sigmoid_steepness > 0:
-            raise ConfigError("--sigmoid-steepness must be positive.")
-        if self.sigmoid_switch_days < 0 or self.sigmoid_recent_days < 0:
-            raise ConfigError("--sigmoid-switch-days and --sigmoid-recent-days must be >= 0.")
-        for name, value in (("update-rate", self.update_rate), ("delete-rate", self.delete_rate),
+        """Raise ConfigError naming the first option out of its range."""
+        _number("sigmoid-steepness", self.sigmoid_steepness, 0.0, MAX_STEEPNESS, low_open=True)
+        _integer("sigmoid-switch-days", self.sigmoid_switch_days, 0, MAX_HISTORY_DAYS)
+        _integer("sigmoid-recent-days", self.sigmoid_recent_days, 0, MAX_HISTORY_DAYS)
+        for flag, value in (("update-rate", self.update_rate), ("delete-rate", self.delete_rate),
                             ("soft-delete-share", self.soft_delete_share),
                             ("late-share", self.late_share)):
-            if not 0 <= value <= 1:
-                raise ConfigError(f"--{name} must lie in [0, 1].")
+            _number(flag, value, 0.0, 1.0)
         if self.update_rate + self.delete_rate > 1:
             raise ConfigError("--update-rate plus --delete-rate must not exceed 1.")
-        if self.delete_mode not in ("soft", "hard", "mixed"):
-            raise ConfigError("--delete-mode must be soft, hard or mixed.")
-        if not 1 <= self.late_max_days <= 365:
-            raise ConfigError("--late-max-days must lie in [1, 365].")
-        if not 0 < self.late_decay <= 1:
-            raise ConfigError("--late-decay must lie in (0, 1].")
+        mode = self.delete_mode
+        if not isinstance(mode, str) or mode not in ("soft", "hard", "mixed"):
+            raise ConfigError(f"--delete-mode must be soft, hard or mixed, got {mode!r}.")
+        _integer("late-max-days", self.late_max_days, 1, MAX_LATE_DAYS)
+        _number("late-decay", self.late_decay, 0.0, 1.0, low_open=True)
 
     @property
     def soft_share(self) -> float:
@@ -116,11 +168,18 @@ class Model:
     rows_per_file: int = 2_097_152
 
     def validate(self) -> Model:
-        if not 0 <= self.seed < 2**63:
-            raise ConfigError("--seed must be an integer in [0, 2**63).")
-        _positive("rows-per-file", self.rows_per_file)
+        """Check every option (ConfigError naming the first bad one); return self."""
+        _integer("seed", self.seed, 0, SEED_LIMIT - 1)
+        for name, kind in (("sales", SalesModel), ("changes", ChangeModel)):
+            if not isinstance(getattr(self, name), kind):
+                raise ConfigError(f"Model.{name} must be a {kind.__name__}, "
+                                  f"got {type(getattr(self, name)).__name__}.")
         self.sales.validate()
         self.changes.validate()
+        _integer("rows-per-file", self.rows_per_file, 1, INT32_MAX)
+        if min(self.rows_per_file, self.sales.rows_per_day) > MAX_ROWS_IN_MEMORY:
+            raise ConfigError(f"--rows-per-file (or --rows-per-day, if smaller) must be at most "
+                              f"{MAX_ROWS_IN_MEMORY}: a file's rows are held in memory at once.")
         return self
 
     def to_json(self) -> dict[str, Any]:
@@ -132,13 +191,53 @@ class Model:
         return [name for name in mine if mine[name] != theirs.get(name)]
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Model:
-        sales = dict(data["sales"])
-        for key in ("rush_hours", "rush_weights"):
-            sales[key] = tuple(sales[key])
-        return cls(seed=data["seed"], sales=SalesModel(**sales),
-                   changes=ChangeModel(**data["changes"]),
-                   rows_per_file=data["rows_per_file"]).validate()
+    def from_json(cls, data: Any) -> Model:
+        """The stored model of ``fastgen.json``, validated; every key must be there, no other."""
+        return _from_json(cls, data, "").validate()
+
+
+def check_calendar(start: datetime.date, first_run: int, days: int) -> None:
+    """Raise ConfigError unless runs ``first_run .. first_run + days - 1`` from ``start`` fit.
+
+    Run *r* makes the day ``start + r``; every day must lie in FIRST_START .. LAST_DAY.
+    """
+    if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+        raise ConfigError(f"--days must be at least 1, got {days!r}.")
+    if not isinstance(first_run, int) or isinstance(first_run, bool) or first_run < 0:
+        raise ConfigError(f"the first run must be a whole number >= 0, got {first_run!r}.")
+    if start < FIRST_START:
+        raise ConfigError(f"--start-date {start} is before {FIRST_START}, the earliest start "
+                          "fastgen supports (older dates read differently in some targets).")
+    if start.toordinal() + first_run + days - 1 > LAST_DAY.toordinal():
+        after = f" after {first_run} runs" if first_run else ""
+        raise ConfigError(f"--days {days}{after} from {start} runs past {LAST_DAY}, the last "
+                          "day a timestamp column can hold.")
+
+
+def _from_json(cls: type, data: Any, prefix: str) -> Any:
+    """``cls`` from a JSON object with exactly its fields; nested dataclasses and tuples too."""
+    where = prefix.rstrip(".") or "model"
+    if not isinstance(data, dict):
+        raise ConfigError(f"fastgen.json's {where} must be an object, got {type(data).__name__}.")
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in names:
+        if key not in data:
+            raise ConfigError(f"fastgen.json's model lacks {prefix}{key}; it was edited or "
+                              "written by another fastgen.")
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"fastgen.json's model has an unknown key {prefix}{key}; it was "
+                              "edited or written by another fastgen.")
+    values = {}
+    for f in dataclasses.fields(cls):
+        value = data[f.name]
+        if f.name in ("sales", "changes"):
+            value = _from_json(SalesModel if f.name == "sales" else ChangeModel, value,
+                               f"{prefix}{f.name}.")
+        elif isinstance(value, list):
+            value = tuple(value)  # JSON has no tuples; validate checks the type of each element
+        values[f.name] = value
+    return cls(**values)
 
 
 def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -151,6 +250,24 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ConfigError(f"--{name} must be a positive integer, got {value!r}.")
+def _integer(flag: str, value: object, low: int, high: int) -> None:
+    """A real int (not a bool, not a float) in [low, high]."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"--{flag} must be a whole number in [{low}, {high}], got {value!r}.")
+
+
+def _number(flag: str, value: object, low: float, high: float, *, low_open: bool = False,
+            high_open: bool = False) -> None:
+    """A finite int or float (not a bool) in the interval from low to high."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:  # an int beyond float's range is as useless to the model as inf
+        try:
+            ok = math.isfinite(float(value))
+        except OverflowError:
+            ok = False
+    if ok:
+        ok = (low < value if low_open else low <= value) and \
+             (value < high if high_open else value <= high)
+    if not ok:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ConfigError(f"--{flag} must be a finite number in {interval}, got {value!r}.")

@@ -75,6 +75,6 @@ def digest_arrays(parts: list[dict[str, np.ndarray]], keeps: list[np.ndarray] | 
         keep = keeps[n] if keeps is not None else np.ones(columns["sale_id"].size, np.bool_)
         rows, live, cents, total = row_digest(keep, *(columns[name] for name in SALES_COLUMNS))
         digests.append(Digest(rows=int(rows), live_rows=int(live),
-                              amount=str(Decimal(int(cents)).scaleb(-2)),
+                              amount=str(Decimal(sum(int(c) for c in cents)).scaleb(-2)),
                               row_hash=f"{int(total):016x}"))
     return Digest.combine(digests)

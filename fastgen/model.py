@@ -91,6 +91,9 @@ class Simulation:
         self.rows = model.sales.rows_per_day
         s, c = model.sales, model.changes
         self.hour_cdf = np.concatenate([[0.0], np.cumsum(hour_probabilities(model))])
+        # The running sum can round above 1 before its end, which would give the last hour a
+        # negative probability; capping changes nothing when it does not.
+        self.hour_cdf = np.minimum(self.hour_cdf, 1.0)
         self.hour_cdf[-1] = 1.0
         self.store_prob, self.store_alias = sk.alias_table(zipf_weights(s.stores, s.store_skew))
         self.product_prob, self.product_alias = sk.alias_table(

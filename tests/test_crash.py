@@ -25,7 +25,10 @@ from pathlib import Path
 import pytest
 
 import fastgen
+import fastgen.build.batch
 import fastgen.dataset
+import fastgen.dataset.check
+import fastgen.dataset.layout
 from fastgen.cli import main
 from fastgen.dataset import Dataset
 
@@ -71,7 +74,7 @@ def tree(root: Path) -> dict[str, str]:
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every byte in the folder but the lock file, which each writer stamps with its pid."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != ".fastgen.lock"}
+            if p.is_file() and p.name not in (".fastgen.lock", ".fastgen.commit.lock")}
 
 
 def cli(*args: object) -> tuple[int, str, str]:
@@ -282,11 +285,11 @@ def test_full_disk_fails_cleanly_and_keeps_the_committed_state(baseline, tmp_pat
         return write
 
     if where == "data file":
-        real = fastgen.dataset.write_file
-        monkeypatch.setattr(fastgen.dataset, "write_file", full(real, 1, lambda p: len(calls) == 3))
+        real = fastgen.build.batch.write_file
+        monkeypatch.setattr(fastgen.build.batch, "write_file", full(real, 1, lambda p: len(calls) == 3))
     else:
-        real = fastgen.dataset._write_json
-        monkeypatch.setattr(fastgen.dataset, "_write_json",
+        real = fastgen.dataset.layout.write_json
+        monkeypatch.setattr(fastgen.dataset.layout, "write_json",
                             full(real, 0, lambda p: p.parent.name == "manifests"))
     code, _, err = cli("generate", "--data", data, "--days", 1)
     assert code == 1
@@ -303,8 +306,8 @@ def test_a_start_hashes_only_files_changed_since_the_last_check(baseline, tmp_pa
     """The checksum check before writing costs what changed, not the whole history."""
     data = start_from(baseline, 2, tmp_path)
     hashed = []
-    real = fastgen.dataset.file_checksum
-    monkeypatch.setattr(fastgen.dataset, "file_checksum", lambda p: hashed.append(p) or real(p))
+    real = fastgen.dataset.check.file_checksum
+    monkeypatch.setattr(fastgen.dataset.check, "file_checksum", lambda p: hashed.append(p) or real(p))
     ds = Dataset(data)
     ds.check_committed_files()
     assert len(hashed) == len(ds.manifest()["files"])

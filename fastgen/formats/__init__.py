@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +31,32 @@ def write_file(frame: pl.DataFrame, path: Path, fmt: str) -> Written:
     than serialising into a buffer first, which held a second copy of every file.
     """
     with open(path, "wb") as f:
-        FORMATS[fmt].write(frame, f)
+        try:
+            FORMATS[fmt].write(frame, f)
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise _as_os_error(exc, path) from exc
         fault("write")
         f.flush()
         os.fsync(f.fileno())
         size = f.tell()
     return Written(size, file_checksum(path))
+
+
+# Polars reports a failed write as a ComputeError whose text ends in "(os error N)".
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def _as_os_error(exc: Exception, path: Path) -> Exception:
+    """The OSError under a writer's failure, naming the file, so that callers can tell a full
+    disk (ENOSPC) from a bug; any other failure is returned as it was."""
+    if isinstance(exc, OSError):
+        number = exc.errno
+    else:
+        found = _OS_ERROR.search(str(exc))
+        number = int(found.group(1)) if found else None
+    if number is None:
+        return exc
+    return OSError(number, os.strerror(number), str(path))
 
 
 def file_checksum(path: Path) -> str:

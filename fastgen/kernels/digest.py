@@ -20,11 +20,14 @@ def _chain(h, value):
 @nb.njit(parallel=True, cache=True)
 def row_digest(keep, sale_id, sold_at, store_id, product_id, quantity, unit_price, amount,
                created_at, updated_at, version, is_deleted, deleted_at):
-    """(rows, live rows, sum of amount, sum mod 2**64 of a hash per row) over rows in ``keep``.
+    """(rows, live rows, sums of amount per block, sum mod 2**64 of a hash per row) over
+    rows in ``keep``.
 
     The hash chains the columns in schema order, each as an int64 (timestamps in us, money
     in cents, null deleted_at as NOT_DELETED). Sums are exact and order-free, so the blocks
-    of the parallel loop can be added in any order.
+    of the parallel loop can be added in any order. Amounts are summed per block of 2**16
+    rows, which fits int64 for any amount decimal(12,2) holds; the caller adds the blocks
+    exactly (a whole file of the largest amounts would overflow int64).
     """
     n = sale_id.size
     blocks = (n + _BLOCK - 1) // _BLOCK
@@ -56,7 +59,7 @@ def row_digest(keep, sale_id, sold_at, store_id, product_id, quantity, unit_pric
     total = np.uint64(0)
     for b in range(blocks):
         total += hashes[b]
-    return rows.sum(), live.sum(), cents.sum(), total
+    return rows.sum(), live.sum(), cents, total
 
 
 @nb.njit(parallel=True, cache=True)
