@@ -27,6 +27,7 @@ import pytest
 
 from fastgen.config import ChangeModel, Model, SalesModel
 from fastgen.dataset import FORMAT_VERSION, Dataset
+from fastgen.dataset.manifest import checksum as manifest_checksum
 from fastgen.digest import digest_arrays
 from fastgen.formats import parquet, write_file
 from fastgen.model import Simulation
@@ -119,17 +120,21 @@ def _committed_at(root: Path, model: Model, run: int) -> Dataset:
             continue
         parts = [sim.part_state(day, k, run) for k in range(sim.parts())]
         for k, part in enumerate(parts):
-            path = ds._part_path(day, k)
+            path = ds.part_path(day, k)
             path.parent.mkdir(parents=True, exist_ok=True)
             written = write_file(part.frame(), path, ds.format)
             files[str(path.relative_to(root))] = {"bytes": written.bytes, "sha256": written.sha256}
         truth = digest_arrays([p.columns for p in parts], [p.alive for p in parts]).to_json()
         partitions[sim.date_of(day).isoformat()] = truth | {
-            "last_run": run, "files": [str(ds._part_path(day, k).relative_to(root))
+            "last_run": run, "files": [str(ds.part_path(day, k).relative_to(root))
                                        for k in range(sim.parts())]}
+    # Only what a daily run reads of its previous manifest is meaningful; the rest is shape.
     manifest = {"format_version": FORMAT_VERSION, "run": run,
-                "run_date": sim.date_of(run).isoformat(), "partitions": partitions,
-                "files": files}
+                "run_date": sim.date_of(run).isoformat(), "commit_ts": "", "counts": {},
+                "touched": [], "feed": [], "partitions": partitions,
+                "identity": ds.identity.recorded(), "files": files, "renames": [],
+                "bytes_written": 0}
+    manifest["checksum"] = manifest_checksum(manifest)
     ds.manifest_path(run).parent.mkdir(parents=True, exist_ok=True)
     ds.manifest_path(run).write_text(json.dumps(manifest))
     return ds

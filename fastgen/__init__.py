@@ -6,7 +6,7 @@ from fastgen.digest import Digest, digest
 from fastgen.model import Simulation
 
 __all__ = ["ChangeModel", "ConfigError", "Dataset", "DatasetError", "Digest", "Model",
-           "SalesModel", "Simulation", "digest", "scan", "generate", "day"]
+           "SalesModel", "Simulation", "digest", "scan", "read", "generate", "day"]
 
 
 def day(model: Model, start, index: int = 0):
@@ -38,5 +38,17 @@ def generate(path, *, days: int = 1, model: Model | None = None, start=None,
 
 
 def scan(path):
-    """The committed sales of the dataset at ``path`` as a Polars LazyFrame."""
+    """The committed sales of the dataset at ``path`` as a Polars LazyFrame.
+
+    It reads the files when collected; collect it inside ``with Dataset(path).reading():``
+    (or use ``read``) if a writer may commit meanwhile.
+    """
     return Dataset(path).scan()
+
+
+def read(path):
+    """The committed sales of the dataset at ``path`` as a Polars DataFrame, read while no
+    commit can replace files (one committed run, whatever a writer does meanwhile)."""
+    dataset = Dataset(path)
+    with dataset.reading():
+        return dataset.scan().collect()

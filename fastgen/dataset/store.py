@@ -172,6 +172,7 @@ class Dataset:
     def write(self, days: int, *, on_recovered: Callable[[list[str]], None] | None = None,
               on_run=None, on_write=None, on_wait: Wait = None) -> list:
         """What a writer does: take the lock, recover, check the committed files, make the runs."""
+        self._check_days(days)
         self.lock()
         try:
             recovered = self.recover(on_wait)
@@ -251,12 +252,7 @@ class Dataset:
         """
         from fastgen.build import Batch
 
-        if days < 1:
-            raise UsageError("--days must be at least 1.")
-        try:
-            config.check_calendar(self.start, self.last_run() + 1, days)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
+        self._check_days(days)
         batch = Batch(self, days, **options)
         try:
             summaries, made = batch.make(on_run=on_run, on_write=on_write)
@@ -273,6 +269,14 @@ class Dataset:
             raise
         self.recover(on_wait)
         return summaries
+
+    def _check_days(self, days: int) -> None:
+        if not isinstance(days, int) or days < 1:
+            raise UsageError(f"--days must be a whole number of at least 1, got {days!r}.")
+        try:
+            config.check_calendar(self.start, self.last_run() + 1, days)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
 
     def _disk_full(self, exc: OSError, batch) -> DatasetError:
         free = shutil.disk_usage(self.root).free
