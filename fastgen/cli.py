@@ -257,8 +257,7 @@ def _load(args: argparse.Namespace) -> int:
     from fastgen.loaders import load
 
     ds = Dataset(args.data)
-    with ds.reading(_waiting(ds)):
-        s = load(args.strategy, ds, args.warehouse)
+    s = load(args.strategy, ds, args.warehouse, on_wait=_waiting(ds))
     start = "empty" if s.from_run < 0 else f"at run {s.from_run}"
     print(f"{args.warehouse}: loaded run {s.to_run} ({s.to_date}) with {s.strategy} ({start} "
           f"before): {s.rows_read:,} rows and {s.bytes_read / 1e6:.1f} MB read, {s.partitions} "

@@ -14,7 +14,9 @@ import duckdb
 
 from fastgen.dataset import Dataset, DatasetError
 from fastgen.loaders import cdc, full, incremental
-from fastgen.loaders.warehouse import STRATEGIES, LoadStats, connect, verify_warehouse
+from fastgen.loaders.tables import is_interrupt
+from fastgen.loaders.verify import verify_warehouse
+from fastgen.loaders.warehouse import STRATEGIES, LoadStats, connect
 
 LOADERS: dict[str, Callable[[Dataset, duckdb.DuckDBPyConnection], LoadStats]] = {
     "full": full.load, "incremental": incremental.load, "cdc": cdc.load}
@@ -23,13 +25,24 @@ __all__ = ["LOADERS", "STRATEGIES", "LoadStats", "connect", "load", "verify_ware
 
 
 def load(strategy: str, data: str | os.PathLike | Dataset,
-         warehouse: str | os.PathLike) -> LoadStats:
-    """Open the warehouse file, load it from the dataset with ``strategy``, close it."""
+         warehouse: str | os.PathLike, on_wait: Callable[[], None] | None = None) -> LoadStats:
+    """Open the warehouse file, load it from the dataset with ``strategy``, close it.
+
+    The dataset is held at its last committed run while it is read (``Dataset.reading``;
+    ``on_wait`` is called if a commit must finish first). A failure rolls the load back;
+    Ctrl-C during a query (which DuckDB reports as ``RuntimeError("Query interrupted")``) is
+    raised as KeyboardInterrupt, after the rollback.
+    """
     dataset = data if isinstance(data, Dataset) else Dataset(data)
     con = connect(warehouse)
     try:
-        return LOADERS[strategy](dataset, con)
-    except duckdb.Error as exc:  # rolled back already; say so in one sentence
+        with dataset.reading(on_wait):
+            return LOADERS[strategy](dataset, con)
+    except (duckdb.Error, RuntimeError) as exc:  # rolled back already (run_load)
+        if is_interrupt(exc):  # Ctrl-C inside a query: say it as Python does
+            raise KeyboardInterrupt from None
+        if not isinstance(exc, duckdb.Error):
+            raise
         raise DatasetError(f"the {strategy} load into {warehouse} failed and was rolled back "
                            f"({str(exc).splitlines()[0]}).") from exc
     finally:

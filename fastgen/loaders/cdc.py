@@ -6,8 +6,9 @@ with one MERGE on ``sale_id``: an ``insert`` or ``update`` writes the after imag
 whose row is missing is inserted, an insert whose row exists overwrites it, so a replayed feed
 is harmless), a soft delete is an update whose image carries is_deleted, and a ``delete`` (a
 hard delete) removes the row. A run touches a sale_id at most once, so the rows of one feed
-may be applied in any order; runs must be applied in order. Cost grows with the rows changed,
-not with the history.
+may be applied in any order; runs must be applied in order. Every feed file is checked
+against the last manifest before the first is applied (``files.check_files``). Cost grows
+with the rows changed, not with the history.
 """
 
 from __future__ import annotations
@@ -15,19 +16,10 @@ from __future__ import annotations
 import duckdb
 
 from fastgen.dataset import Dataset, DatasetError
-from fastgen.loaders.warehouse import (
-    PARTITION_KEY,
-    TABLE,
-    TABLE_COLUMNS,
-    LoadStats,
-    State,
-    Work,
-    affected,
-    committed_paths,
-    feed_select,
-    file_bytes,
-    run_load,
-)
+from fastgen.loaders.files import check_files, committed_paths, feed_select, file_bytes
+from fastgen.loaders.tables import TABLE, TABLE_COLUMNS, State
+from fastgen.loaders.warehouse import LoadStats, Work, affected, run_load
+from fastgen.schema import PARTITION_KEY
 
 STAGE = "fastgen_feed"
 _SET = ", ".join(f"{c} = f.{c}" for c in TABLE_COLUMNS if c != "sale_id")
@@ -47,16 +39,12 @@ def load(dataset: Dataset, con: duckdb.DuckDBPyConnection) -> LoadStats:
 def _apply(con: duckdb.DuckDBPyConnection, dataset: Dataset, before: State | None,
            last: dict) -> Work:
     first = before.last_run + 1 if before else 0
+    feeds = [feed_files(dataset, run) for run in range(first, last["run"] + 1)]
+    check_files(dataset, last, [rel for rels in feeds for rel in rels])
     rows = size = changed = 0
     days: set = set()
     watermark = None
-    for run in range(first, last["run"] + 1):
-        manifest = dataset.manifest(run)
-        if manifest is None:
-            raise DatasetError(f"the manifest of run {run} ({dataset.sim.date_of(run)}) is "
-                               f"missing from {dataset.root}; run `fastgen verify`.")
-        # A run's feed is one file, or several parts (a list) for a very large run.
-        rels = manifest["feed"] if isinstance(manifest["feed"], list) else [manifest["feed"]]
+    for rels in feeds:
         n, run_days, mark, merged = apply_feed(con, dataset, committed_paths(dataset, last, rels))
         rows += n
         size += sum(file_bytes(dataset, last, rel) for rel in rels)
@@ -65,6 +53,15 @@ def _apply(con: duckdb.DuckDBPyConnection, dataset: Dataset, before: State | Non
         watermark = mark if watermark is None or (mark and mark > watermark) else watermark
     return Work(rows_read=rows, bytes_read=size, partitions=len(days), rows_changed=changed,
                 watermark=watermark)
+
+
+def feed_files(dataset: Dataset, run: int) -> list[str]:
+    """The files of one run's feed (several parts for a very large run), from its manifest."""
+    manifest = dataset.manifest(run)
+    if manifest is None:
+        raise DatasetError(f"the manifest of run {run} ({dataset.sim.date_of(run)}) is "
+                           f"missing from {dataset.root}; run `fastgen verify`.")
+    return manifest["feed"]
 
 
 def apply_feed(con: duckdb.DuckDBPyConnection, dataset: Dataset, paths: list[str]):

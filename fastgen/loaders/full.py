@@ -1,7 +1,8 @@
 """Full reprocessing: rebuild the warehouse's ``sales`` from every committed file, every load.
 
 The file list is the last manifest's (``partitions[day]["files"]``), never a glob, so a file
-left by an unfinished generator run is never read. Cost grows linearly with the history.
+left by an unfinished generator run is never read; each file is checked against the manifest
+first (``files.check_files``). Cost grows linearly with the history.
 """
 
 from __future__ import annotations
@@ -9,16 +10,9 @@ from __future__ import annotations
 import duckdb
 
 from fastgen.dataset import Dataset
-from fastgen.loaders.warehouse import (
-    CREATE_SALES,
-    TABLE,
-    LoadStats,
-    State,
-    Work,
-    file_bytes,
-    insert_files,
-    run_load,
-)
+from fastgen.loaders.files import check_files, file_bytes
+from fastgen.loaders.tables import CREATE_SALES, TABLE, State
+from fastgen.loaders.warehouse import LoadStats, Work, insert_files, run_load
 
 
 def load(dataset: Dataset, con: duckdb.DuckDBPyConnection) -> LoadStats:
@@ -29,6 +23,7 @@ def load(dataset: Dataset, con: duckdb.DuckDBPyConnection) -> LoadStats:
 def _rebuild(con: duckdb.DuckDBPyConnection, dataset: Dataset, before: State | None,
              last: dict) -> Work:
     rels = [rel for part in last["partitions"].values() for rel in part["files"]]
+    check_files(dataset, last, rels)
     dropped = con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
     # Dropping the table (rather than deleting its rows) lets DuckDB reuse its blocks.
     con.execute(CREATE_SALES.replace("CREATE TABLE", "CREATE OR REPLACE TABLE", 1))

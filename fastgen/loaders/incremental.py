@@ -4,9 +4,10 @@ Which days: the union of the ``touched`` lists of the manifests of every run aft
 warehouse's last loaded run (a manifest's ``touched`` names every day whose partition that
 run rewrote: its new day, days that received late rows, days it changed). Each such day is
 reloaded whole: its rows are deleted from ``sales`` and the day's current file(s), as listed
-by the last manifest, are inserted. Because a day is replaced rather than patched, this
-handles soft deletes (the row comes back with is_deleted and deleted_at set) and hard deletes
-(the row is absent from the new file, so it disappears) without any special case.
+by the last manifest and checked against it (``files.check_files``), are inserted. Because a
+day is replaced rather than patched, this handles soft deletes (the row comes back with
+is_deleted and deleted_at set) and hard deletes (the row is absent from the new file, so it
+disappears) without any special case.
 
 This loader uses the manifests' touched partitions, not an ``updated_at`` watermark: a
 watermark finds updated and soft-deleted rows, but a hard-deleted row leaves no row behind to
@@ -20,17 +21,10 @@ from __future__ import annotations
 import duckdb
 
 from fastgen.dataset import Dataset, DatasetError
-from fastgen.loaders.warehouse import (
-    PARTITION_KEY,
-    TABLE,
-    LoadStats,
-    State,
-    Work,
-    affected,
-    file_bytes,
-    insert_files,
-    run_load,
-)
+from fastgen.loaders.files import check_files, file_bytes
+from fastgen.loaders.tables import TABLE, State
+from fastgen.loaders.warehouse import LoadStats, Work, affected, insert_files, run_load
+from fastgen.schema import PARTITION_KEY
 
 
 def load(dataset: Dataset, con: duckdb.DuckDBPyConnection) -> LoadStats:
@@ -58,6 +52,7 @@ def _reload(con: duckdb.DuckDBPyConnection, dataset: Dataset, before: State | No
     if not days:
         return Work(0, 0, 0, 0, None)
     rels = [rel for day in days for rel in last["partitions"][day]["files"]]
+    check_files(dataset, last, rels)
     # Literal dates (ISO strings from manifests) let DuckDB prune row groups by zonemap.
     in_days = ", ".join(f"DATE '{day}'" for day in days)
     deleted = delete_days(con, in_days)

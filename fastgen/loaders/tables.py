@@ -1,0 +1,87 @@
+"""The warehouse's two tables, their DuckDB types, and the position a load records.
+
+``sales`` holds the columns of ``fastgen.schema.SALES_SCHEMA`` plus ``sale_date``, one row
+per row of the dataset's current export (soft-deleted rows included, with their flag).
+``fastgen_load_state`` holds one row per strategy that has loaded this warehouse: the run it
+loaded up to (``last_run``; for CDC also the last applied ``commit_version``), the largest
+``updated_at`` loaded (``watermark``), a fingerprint of the dataset, and the stats of that load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from fastgen.dataset import Dataset
+from fastgen.schema import PARTITION_KEY, SALES_SCHEMA
+
+TABLE = "sales"
+STATE_TABLE = "fastgen_load_state"
+
+
+def sql_type(dtype: pl.DataType) -> str:
+    """The DuckDB type of a column of ``fastgen.schema``."""
+    if isinstance(dtype, pl.Decimal):
+        return f"DECIMAL({dtype.precision}, {dtype.scale})"
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMP"  # microseconds, as in the files
+    return {pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Boolean: "BOOLEAN", pl.Date: "DATE",
+            pl.String: "VARCHAR"}[dtype.base_type()]
+
+
+SALES_COLUMNS_SQL = ", ".join(f"{name} {sql_type(t)}" for name, t in SALES_SCHEMA.items())
+TABLE_COLUMNS = (*SALES_SCHEMA, PARTITION_KEY)
+CREATE_SALES = f"CREATE TABLE {TABLE} ({SALES_COLUMNS_SQL}, {PARTITION_KEY} DATE)"
+CREATE_STATE = f"""CREATE TABLE IF NOT EXISTS {STATE_TABLE} (
+    strategy VARCHAR NOT NULL, last_run INTEGER NOT NULL, last_run_date DATE NOT NULL,
+    commit_version BIGINT NOT NULL, watermark TIMESTAMP, dataset VARCHAR NOT NULL,
+    load_number BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
+    rows_read BIGINT, bytes_read BIGINT, partitions_touched INTEGER, rows_changed BIGINT)"""
+
+
+@dataclass(frozen=True)
+class State:
+    """The warehouse's position: its most recent load."""
+
+    strategy: str
+    last_run: int
+    watermark: datetime | None
+    dataset: str
+    load_number: int
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """Identity of a dataset's contents: its model and start date (not its folder)."""
+    key = json.dumps({"model": dataset.identity.raw["model"], "start": dataset.start.isoformat()},
+                     sort_keys=True)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def state(con: duckdb.DuckDBPyConnection) -> State | None:
+    """The warehouse's most recent load, or None for a warehouse never loaded."""
+    row = con.execute(f"SELECT strategy, last_run, watermark, dataset, load_number FROM "
+                      f"{STATE_TABLE} ORDER BY load_number DESC LIMIT 1").fetchone()
+    return State(*row) if row else None
+
+
+def strategy_state(con: duckdb.DuckDBPyConnection, strategy: str) -> dict | None:
+    """The control row of one strategy, as a dict, or None."""
+    cur = con.execute(f"SELECT * FROM {STATE_TABLE} WHERE strategy = ?", [strategy])
+    row = cur.fetchone()
+    return dict(zip([d[0] for d in cur.description], row)) if row else None
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is DuckDB's report of a query stopped by Ctrl-C.
+
+    DuckDB's Python client watches for SIGINT while a query runs; it then stops the query,
+    swallows the KeyboardInterrupt and raises ``RuntimeError("Query interrupted")`` (a plain
+    RuntimeError, not a ``duckdb.Error``); ``con.interrupt()`` raises ``InterruptException``.
+    """
+    return isinstance(exc, duckdb.InterruptException) or (
+        type(exc) is RuntimeError and str(exc).strip().lower() == "query interrupted")
