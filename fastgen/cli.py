@@ -91,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=_positive, default=1, help="runs to make (default: 1)")
     gen.add_argument("--format", choices=["parquet", "csv"], default=None,
                      help="file format of a new dataset (default: parquet)")
+    gen.add_argument("--workers", type=_positive, default=None,
+                     help="make the call's partitions on this many local processes "
+                          "(default: this process); same bytes")
+    gen.add_argument("--dask", metavar="ADDRESS", default=None,
+                     help="make them on a Dask cluster instead: 'local' starts one here with "
+                          "--workers processes, tcp://HOST:PORT uses a running scheduler whose "
+                          "workers share the dataset folder; needs fastgen[dask] (default: none)")
     for flag, section, name, kind, text in MODEL_OPTIONS:
         holder = getattr(defaults, section) if section else defaults
         default = getattr(holder, name)
@@ -157,52 +164,49 @@ def _generate(args: argparse.Namespace) -> int:
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
         ds = Dataset.create(args.data, model, start, args.format or "parquet")
-    return _run_batch(ds, args.days, args.start_date)
+    return _run_batch(ds, args)
 
 
-def _run_batch(ds: Dataset, days: int, start_date: date | None) -> int:
+def _run_batch(ds: Dataset, args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    from fastgen.build.executors import executor
 
     def on_recovered(done: list[str]) -> None:
         print(f"recovered: {'; '.join(done)}", file=sys.stderr)
 
-    bar = tqdm(total=days, unit="day", disable=days == 1 or not sys.stderr.isatty(),
-               file=sys.stderr, leave=False)
+    bar = tqdm(total=0, unit="task", disable=not sys.stderr.isatty(), file=sys.stderr,
+               leave=False)
+
+    def on_start(tasks: int) -> None:
+        bar.reset(total=tasks)
 
     def on_run(s) -> None:
         c = s.counts
         bar.clear()
-        if not made and s.run > 0 and start_date is not None:
+        if not made and s.run > 0 and args.start_date is not None:
             print(f"resuming at {s.run_date}, after the last day in {ds.root}; "
-                  f"--start-date {start_date} was ignored", file=sys.stderr)
+                  f"--start-date {args.start_date} was ignored", file=sys.stderr)
         print(f"{s.run_date}  run {s.run:>4}  {c['inserts']:>11,} rows  {c['late_rows']:>8,} late  "
               f"{c['updates']:>10,} upd  {c['soft_deletes'] + c['hard_deletes']:>8,} del  "
-              f"{c['partitions_rewritten']:>4} days  {s.seconds:6.2f} s  {s.bytes / 1e6:8.1f} MB feed",
-              flush=True)
+              f"{c['partitions_rewritten']:>4} days  {s.bytes / 1e6:8.1f} MB feed", flush=True)
         made.append(s.run)
-        bar.update(1)
 
     made: list[int] = []
-    writing = []
-
-    def on_write(done: int, total: int) -> None:
-        # A backfill writes each day once, at the end: the bar then counts those days.
-        if not writing:
-            writing.append(True)
-            bar.reset(total=total)
-            bar.set_description("writing days")
-        bar.update(1)
 
     def on_wait() -> None:
         bar.clear()
         print(f"waiting for readers of {ds.root} to finish before committing", file=sys.stderr)
 
     t0 = time.perf_counter()
+    runner = executor(args.workers, args.dask)
     try:
-        summaries = ds.write(days, on_recovered=on_recovered, on_run=on_run, on_write=on_write,
-                             on_wait=on_wait)
+        summaries = ds.write(args.days, executor=runner, on_recovered=on_recovered,
+                             on_start=on_start, on_task=lambda task: bar.update(1),
+                             on_run=on_run, on_wait=on_wait)
     finally:
         bar.close()
+        runner.close()
     last = ds.manifest()
     print(f"committed {len(summaries)} run(s) to {ds.root}: {last['bytes_written'] / 1e6:.1f} MB "
           f"written in {time.perf_counter() - t0:.1f} s")

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 import fastgen
-import fastgen.build.batch
+import fastgen.build.tasks
 import fastgen.dataset
 import fastgen.dataset.check
 import fastgen.dataset.layout
@@ -285,8 +285,8 @@ def test_full_disk_fails_cleanly_and_keeps_the_committed_state(baseline, tmp_pat
         return write
 
     if where == "data file":
-        real = fastgen.build.batch.write_file
-        monkeypatch.setattr(fastgen.build.batch, "write_file", full(real, 1, lambda p: len(calls) == 3))
+        real = fastgen.build.tasks.write_file
+        monkeypatch.setattr(fastgen.build.tasks, "write_file", full(real, 1, lambda p: len(calls) == 3))
     else:
         real = fastgen.dataset.layout.write_json
         monkeypatch.setattr(fastgen.dataset.layout, "write_json",

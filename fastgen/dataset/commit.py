@@ -36,9 +36,18 @@ class Staging:
     def temporary(self, final: Path) -> Path:
         """The temporary name of ``final``, recorded in the journal before it is created."""
         tmp = tmp_name(final, self.tag)
-        with open(self.root / JOURNAL, "a") as journal:
-            journal.write(json.dumps(str(tmp.relative_to(self.root))) + "\n")
+        self.journal([tmp])
         return tmp
+
+    def journal(self, paths: list[Path]) -> None:
+        """Record temporary paths (or glob patterns of them) before anything creates them."""
+        with open(self.root / JOURNAL, "a") as journal:
+            journal.writelines(json.dumps(str(p.relative_to(self.root))) + "\n" for p in paths)
+
+    def owe_staged(self, staged) -> None:
+        """``owe`` for a file a task staged (``fastgen.build.tasks.StagedFile``)."""
+        self.owe(self.root / staged.tmp, self.root / staged.final,
+                 {"bytes": staged.bytes, "sha256": staged.sha256})
 
     def owe(self, tmp: Path, final: Path, facts: dict | None = None) -> None:
         """Record that the commit renames ``tmp`` to ``final``; ``facts``: its size and sha256."""
@@ -102,12 +111,18 @@ def discard_staged(root: Path) -> int:
             rel = json.loads(line)
         except ValueError:  # a line cut short by a crash: its file was never created
             continue
-        target = root / rel
-        if isinstance(rel, str) and target.parent.resolve().is_relative_to(root.resolve()):
+        if not isinstance(rel, str):
+            continue
+        pattern = root / rel
+        if not pattern.parent.resolve().is_relative_to(root.resolve()):
+            continue
+        # A pattern names files whose number its writer learns only while writing (feeds).
+        targets = pattern.parent.glob(pattern.name) if "*" in pattern.name else [pattern]
+        for target in targets:
             if target.is_file():
                 target.unlink()
                 removed += 1
-            parents.add(target.parent)
+        parents.add(pattern.parent)
     for folder in sorted(parents, key=lambda p: len(p.parts), reverse=True):
         if folder != root and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()

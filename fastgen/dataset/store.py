@@ -169,9 +169,16 @@ class Dataset:
         return pl.concat(frames)
 
     # ---- writing -----------------------------------------------------------------------
-    def write(self, days: int, *, on_recovered: Callable[[list[str]], None] | None = None,
-              on_run=None, on_write=None, on_wait: Wait = None) -> list:
-        """What a writer does: take the lock, recover, check the committed files, make the runs."""
+    def write(self, days: int, *, executor=None,
+              on_recovered: Callable[[list[str]], None] | None = None,
+              on_start: Callable[[int], None] | None = None, on_task=None, on_run=None,
+              on_wait: Wait = None) -> list:
+        """What a writer does: take the lock, recover, check the committed files, make the runs.
+
+        ``executor`` (``fastgen.build.executors``) runs the tasks, this process by default;
+        ``on_start(tasks)`` is called once the plan is made, ``on_task`` after each finished
+        task, ``on_run(summary)`` for each run made, ``on_wait`` before waiting for readers.
+        """
         self._check_days(days)
         self.lock()
         try:
@@ -179,7 +186,8 @@ class Dataset:
             if recovered and on_recovered:
                 on_recovered(recovered)
             self.check_committed_files()
-            return self.generate(days, on_run=on_run, on_write=on_write, on_wait=on_wait)
+            return self.generate(days, executor=executor, on_start=on_start, on_task=on_task,
+                                 on_run=on_run, on_wait=on_wait)
         except BaseException:
             if self._made is not None and self.last_run() < 0:
                 # A dataset this object created, whose first call committed nothing (a full
@@ -243,8 +251,8 @@ class Dataset:
                                "run `fastgen verify` and repair or remove it; nothing was written.")
         check.save_checked(self.root, checked)
 
-    def generate(self, days: int, *, on_run=None, on_write=None, on_wait: Wait = None,
-                 **options) -> list:
+    def generate(self, days: int, *, executor=None, on_start=None, on_task=None, on_run=None,
+                 on_wait: Wait = None) -> list:
         """Make ``days`` more runs in one batch and commit them; the caller holds the lock.
 
         A batch that fails (a full disk, say) leaves the last committed state: its temporary
@@ -253,9 +261,13 @@ class Dataset:
         from fastgen.build import Batch
 
         self._check_days(days)
-        batch = Batch(self, days, **options)
+        batch = Batch(self, days, executor)
+        if on_start:
+            on_start(batch.tasks)
         try:
-            summaries, made = batch.make(on_run=on_run, on_write=on_write)
+            summaries, made = batch.make(on_task=on_task)
+            for summary in summaries if on_run else ():
+                on_run(summary)
             last = made[-1]
             final = self.manifest_path(last["run"])
             tmp = batch.staging.temporary(final)

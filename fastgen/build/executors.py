@@ -1,0 +1,155 @@
+"""Where tasks run: this process (default), N local processes, or a Dask cluster.
+
+Every executor runs the same task functions on the same task descriptions, and the plan does
+not depend on which one (or on its number of workers), so the files are byte-identical. An
+executor reports each finished task (for the progress bar), runs every task even when some
+fail, and then raises: the OSError of a full disk as it is (the driver names the file), any
+other failure as one ``TaskError`` naming the failed partitions. The distributed engine is
+Dask's (``pip install fastgen[dask]``): it schedules, and retries a lost worker's tasks.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from fastgen.errors import DatasetError
+
+Done = Callable[[Any], None] | None
+
+
+class TaskError(DatasetError):
+    """Tasks failed; nothing was committed."""
+
+
+class Executor(Protocol):
+    def map(self, fn: Callable, context: Any, tasks: Sequence, on_done: Done = None) -> list:
+        """``fn(context, task)`` for every task; results in task order."""
+
+    def close(self) -> None: ...
+
+
+def _raise(failures: list[tuple[Any, BaseException]]) -> None:
+    if not failures:
+        return
+    for _, exc in failures:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise exc
+    names = ", ".join(task.name for task, _ in failures[:3])
+    more = f" and {len(failures) - 3} more" if len(failures) > 3 else ""
+    task, exc = failures[0]
+    raise TaskError(f"{len(failures)} task(s) failed ({names}{more}; the first with "
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                    "nothing was committed: run again to complete it.") from exc
+
+
+class Serial:
+    """Every task in this process, one after the other (the default)."""
+
+    def map(self, fn, context, tasks, on_done=None):
+        results, failures = [], []
+        for task in tasks:
+            try:
+                results.append(fn(context, task))
+            except Exception as exc:  # noqa: BLE001 - named with its task below
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise  # the disk is full: every other task would fail too
+                failures.append((task, exc))
+                results.append(None)
+                continue
+            if on_done:
+                on_done(task)
+        _raise(failures)
+        return results
+
+    def close(self) -> None:
+        pass
+
+
+class Processes:
+    """Tasks on ``workers`` local processes (started once per call, by forkserver: forking a
+    process whose numba and Polars thread pools are running is unsafe)."""
+
+    def __init__(self, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+
+    def map(self, fn, context, tasks, on_done=None):
+        from concurrent.futures import as_completed
+
+        futures = {self.pool.submit(fn, context, task): n for n, task in enumerate(tasks)}
+        results: list = [None] * len(tasks)
+        failures = []
+        for future in as_completed(futures):
+            n = futures[future]
+            try:
+                results[n] = future.result()
+            except Exception as exc:  # noqa: BLE001 - named with its task below
+                failures.append((tasks[n], exc))
+                continue
+            if on_done:
+                on_done(tasks[n])
+        _raise(sorted(failures, key=lambda f: tasks.index(f[0])))
+        return results
+
+    def close(self) -> None:
+        # Ctrl-C or a failure: do not wait for queued tasks; stop the workers now.
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class Dask:
+    """Tasks on a Dask cluster: ``local`` starts a LocalCluster on this machine (one
+    single-threaded worker process per core), else the address of a running scheduler.
+    Workers write into the dataset folder, which must be shared storage for them."""
+
+    def __init__(self, address: str, workers: int | None = None):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise DatasetError("--dask needs Dask: pip install 'fastgen[dask]'.") from None
+        if address == "local":
+            self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                        processes=True, dashboard_address=None)
+            self.client = Client(self.cluster)
+        else:
+            self.cluster = None
+            try:
+                self.client = Client(address, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise DatasetError(f"cannot reach the Dask scheduler at {address} ({exc}).") from None
+
+    def map(self, fn, context, tasks, on_done=None):
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, context, task, pure=False) for task in tasks]
+        index = {future.key: n for n, future in enumerate(futures)}
+        results: list = [None] * len(tasks)
+        failures = []
+        for future in as_completed(futures):
+            n = index[future.key]
+            try:
+                results[n] = future.result()
+            except Exception as exc:  # noqa: BLE001 - named with its task below
+                failures.append((tasks[n], exc))
+                continue
+            if on_done:
+                on_done(tasks[n])
+        _raise(sorted(failures, key=lambda f: tasks.index(f[0])))
+        return results
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def executor(workers: int | None = None, dask: str | None = None) -> Executor:
+    """The executor the options name: Dask if ``dask``, else processes if ``workers``, else serial."""
+    if dask:
+        return Dask(dask, workers)
+    if workers:
+        return Processes(workers)
+    return Serial()

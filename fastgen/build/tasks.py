@@ -1,0 +1,210 @@
+"""Tasks: whole partitions made into temporary files, with the facts the manifests need.
+
+A task is a pure function of its ``Context`` and its task description. It writes only files
+under the call's temporary names (which the driver journals before it starts any task), takes
+no lock and writes no manifest, so any executor (this process, a pool, a Dask cluster over
+shared storage) gives the same bytes, and a task that is run twice (a lost worker's retry)
+writes the same files again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from fastgen.build.plan import Context, FeedTask, PartTask
+from fastgen.dataset.layout import CHANGES, SALES, tmp_name
+from fastgen.digest import Digest, digest_arrays
+from fastgen.faults import fault
+from fastgen.formats import FORMATS, write_file
+from fastgen.formats import feed as feed_format
+from fastgen.kernels import changes as ck
+from fastgen.model import Part, Simulation
+from fastgen.schema import FEED_PARTITION_KEY, PARTITION_KEY, SALES_SCHEMA
+
+PIECE = ".arrow"
+_KINDS = (("updates", ck.UPDATE), ("soft_deletes", ck.SOFT_DELETE),
+          ("hard_deletes", ck.HARD_DELETE))
+
+
+@dataclass
+class StagedFile:
+    """One file a task wrote under its temporary name."""
+
+    tmp: str  # relative to the dataset
+    final: str
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class RunFacts:
+    """What a part task learned about one run that touched its day."""
+
+    digest: dict  # of the part after the run
+    counts: dict[str, int] = field(default_factory=dict)  # updates, soft and hard deletes
+    piece_rows: int = 0  # rows of the run's feed piece for this part (0: none staged)
+
+
+@dataclass
+class PartResult:
+    task: PartTask
+    runs: dict[int, RunFacts]
+    file: StagedFile
+
+
+@dataclass
+class FeedResult:
+    task: FeedTask
+    files: list[StagedFile]
+    rows: int
+
+
+@lru_cache(maxsize=4)
+def simulation(context: Context) -> Simulation:
+    """One Simulation per process and call: its caches serve every task the process runs."""
+    return Simulation(context.model, context.start)
+
+
+# ---- names ---------------------------------------------------------------------------------
+def day_folder(context: Context, day: int) -> Path:
+    sim = simulation(context)
+    return context.root / SALES / f"{PARTITION_KEY}={sim.date_of(day)}"
+
+
+def run_folder(context: Context, run: int) -> Path:
+    sim = simulation(context)
+    return context.root / CHANGES / f"{FEED_PARTITION_KEY}={sim.date_of(run)}"
+
+
+def part_path(context: Context, day: int, index: int) -> Path:
+    return day_folder(context, day) / f"part-{index:05d}{FORMATS[context.format].EXTENSION}"
+
+
+def piece_path(context: Context, run: int, day: int, index: int) -> Path:
+    """Where a part task stages its changes of ``run`` for that run's feed task."""
+    final = run_folder(context, run) / f"piece-{day:06d}-{index:05d}{PIECE}"
+    return tmp_name(final, context.tag)
+
+
+def feed_pattern(context: Context, run: int) -> Path:
+    """The temporary names of a run's feed files, as a glob (their count is known only after)."""
+    return tmp_name(run_folder(context, run) / f"part-*{FORMATS[context.format].EXTENSION}",
+                    context.tag)
+
+
+def commit_ts(context: Context, run: int) -> datetime:
+    sim = simulation(context)
+    return datetime.combine(sim.date_of(run) + timedelta(days=1), datetime.min.time())
+
+
+# ---- part tasks ----------------------------------------------------------------------------
+def make_part(context: Context, task: PartTask) -> PartResult:
+    """Move one part through the call's runs that touch its day; write its export after the last."""
+    sim = simulation(context)
+    day, index = task.day, task.index
+    part = _starting_part(context, day, index)
+    digest = Digest.from_json(digest_arrays([part.columns], [part.alive]).to_json())
+    facts: dict[int, RunFacts] = {}
+    for run in task.runs:
+        held = part.slots.size
+        captured = sim.advance(part, run, capture=day in sim.chosen_days(run)).get(run)
+        pieces, signs = [digest], [1]
+        if part.slots.size > held:  # late rows landed
+            pieces.append(digest_arrays([{k: v[held:] for k, v in part.columns.items()}]))
+            signs.append(1)
+        counts = {name: 0 for name, _ in _KINDS}
+        rows = 0
+        if captured is not None and captured.kinds.size:
+            pieces += [digest_arrays([captured.before]),
+                       digest_arrays([captured.after], [captured.kinds != ck.HARD_DELETE])]
+            signs += [-1, 1]
+            counts = {name: int((captured.kinds == kind).sum()) for name, kind in _KINDS}
+            frame = feed_format.changes(run, commit_ts(context, run), sim.date_of(day),
+                                        captured.kinds, captured.before, captured.after)
+            path = piece_path(context, run, day, index)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_ipc(path, compression="uncompressed")
+            rows = frame.height
+        digest = Digest.combine(pieces, signs)
+        facts[run] = RunFacts(digest.to_json(), counts, rows)
+    final = part_path(context, day, index)
+    written = _stage(context, part.frame(), final)
+    fault("partition")
+    return PartResult(task, facts, written)
+
+
+def _starting_part(context: Context, day: int, index: int) -> Part:
+    """The part before the call: its committed file for a day the dataset had, else new.
+
+    Reading a day's file (checked against its checksum when the writer started) costs
+    O(rows); replaying its history from the keys costs O(changes it has seen), several times
+    more for days a month old. Both give the same arrays; the tests pin daily runs to
+    backfills byte for byte.
+    """
+    sim = simulation(context)
+    if day >= context.first:
+        return sim.new_part(day, index)
+    frame = FORMATS[context.format].read([str(part_path(context, day, index))])
+    return sim.part_from_frame(day, index, context.first - 1, frame)
+
+
+# ---- feed tasks ----------------------------------------------------------------------------
+def make_feed(context: Context, task: FeedTask) -> FeedResult:
+    """Write one run's feed: its pieces in day order, then its inserts, in files of about
+    ``rows_per_file`` rows (whole pieces each, so the cut is a function of the seed)."""
+    sim = simulation(context)
+    run = task.run
+    writer = _FeedWriter(context, run)
+    for day, index in task.pieces:
+        writer.add(pl.read_ipc(piece_path(context, run, day, index)))
+    ts = commit_ts(context, run)
+    step = context.model.rows_per_file
+    for lo in range(0, sim.rows, step):
+        rows, landing = sim.inserts(run, lo, min(lo + step, sim.rows))
+        days = np.unique(landing)
+        dates = np.array([np.datetime64(sim.date_of(int(d)), "D") for d in days])
+        writer.add(feed_format.inserts(run, ts, rows, dates[np.searchsorted(days, landing)]))
+    writer.flush()
+    fault("feed")
+    for day, index in task.pieces:
+        piece_path(context, run, day, index).unlink(missing_ok=True)
+    return FeedResult(task, writer.files, writer.rows)
+
+
+class _FeedWriter:
+    def __init__(self, context: Context, run: int):
+        self.context = context
+        self.folder = run_folder(context, run)
+        self.pieces: list[pl.DataFrame] = []
+        self.pending = self.rows = 0
+        self.files: list[StagedFile] = []
+
+    def add(self, piece: pl.DataFrame) -> None:
+        self.pieces.append(piece)
+        self.pending += piece.height
+        if self.pending >= self.context.model.rows_per_file:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pieces and self.files:
+            return
+        frame = pl.concat(self.pieces) if self.pieces else feed_format.inserts(
+            0, datetime(1970, 1, 1), pl.DataFrame(schema=SALES_SCHEMA), np.empty(0, "M8[D]"))
+        path = self.folder / f"part-{len(self.files):05d}{FORMATS[self.context.format].EXTENSION}"
+        self.files.append(_stage(self.context, frame, path))
+        self.rows += frame.height
+        self.pieces, self.pending = [], 0
+
+
+def _stage(context: Context, frame: pl.DataFrame, final: Path) -> StagedFile:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_name(final, context.tag)
+    written = write_file(frame, tmp, context.format)
+    return StagedFile(str(tmp.relative_to(context.root)), str(final.relative_to(context.root)),
+                      written.bytes, written.sha256)
