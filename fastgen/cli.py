@@ -6,7 +6,9 @@ import argparse
 import errno
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -199,14 +201,13 @@ def _run_batch(ds: Dataset, args: argparse.Namespace) -> int:
         print(f"waiting for readers of {ds.root} to finish before committing", file=sys.stderr)
 
     t0 = time.perf_counter()
-    runner = executor(args.workers, args.dask)
     try:
-        summaries = ds.write(args.days, executor=runner, on_recovered=on_recovered,
-                             on_start=on_start, on_task=lambda task: bar.update(1),
-                             on_run=on_run, on_wait=on_wait)
+        with executor(args.workers, args.dask) as runner:
+            summaries = ds.write(args.days, executor=runner, on_recovered=on_recovered,
+                                 on_start=on_start, on_task=lambda task: bar.update(1),
+                                 on_run=on_run, on_wait=on_wait)
     finally:
         bar.close()
-        runner.close()
     last = ds.manifest()
     print(f"committed {len(summaries)} run(s) to {ds.root}: {last['bytes_written'] / 1e6:.1f} MB "
           f"written in {time.perf_counter() - t0:.1f} s")
@@ -282,7 +283,23 @@ def _verify_warehouse(args: argparse.Namespace) -> int:
         return _report(ds, problems, args.warehouse, f" of {args.data}")
 
 
+def _terminated(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signum)  # unwinds like Ctrl-C: workers stopped, nothing committed
+
+
 def main(argv: list[str] | None = None) -> int:
+    handler = None
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        return _main(argv)
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGTERM, handler)
+
+
+def _main(argv: list[str] | None) -> int:
+    args = None
     try:
         args = build_parser().parse_args(argv)
         return {"generate": _generate, "info": _info, "verify": _verify,
@@ -290,9 +307,14 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetError, ConfigError) as exc:
         print(f"fastgen: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)
-    except KeyboardInterrupt:
-        print("\nfastgen: interrupted; the last committed state is intact.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+        kept = (" (run the same command again: it reuses the tasks this one finished)"
+                if args is not None and args.command == "generate" else "")
+        print(f"{chr(10) if sys.stderr.isatty() else ''}fastgen: interrupted by "
+              f"{signal.Signals(signum).name}; the last committed state is intact{kept}.",
+              file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:
         # The reader of our output went away (`fastgen verify | head -1`): stop quietly, as
         # a process killed by SIGPIPE would, without a second error when stdout is flushed.

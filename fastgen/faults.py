@@ -2,14 +2,15 @@
 
 ``FASTGEN_FAULT=point`` or ``point:N`` sends the process a signal the N-th time (default: the
 first) it reaches ``point``; ``FASTGEN_FAULT_SIGNAL`` names the signal (default ``SIGKILL``;
-``SIGSTOP`` pauses the process there until it gets ``SIGCONT``). The variables are read once
+``SIGSTOP`` pauses the process there until it gets ``SIGCONT``), or ``raise`` to raise
+``InjectedFault`` there instead (a task that fails, as opposed to a worker that dies). The variables are read once
 per process, so an unset one costs one comparison per point. Points, in the order a batch
 reaches them (see ``fastgen.dataset``):
 
     write       inside every file write, after the bytes and before the fsync
-    feed        after each run's change feed is written under its temporary name
-    run         after each run of a batch (a multi-day backfill) is made
-    partition   after each day's files are written under temporary names
+    partition   after each part task wrote its part's export under its temporary name
+    feed        after each feed task wrote its run's feed under temporary names
+    run         after the driver assembled each run's manifest
     manifest    after each of a batch's earlier manifests is written under a temporary name
     commit      before the rename of the batch's last manifest, the commit point
     committed   right after that rename
@@ -27,13 +28,17 @@ _read = False
 _hits: dict[str, int] = {}
 
 
+class InjectedFault(RuntimeError):
+    """Raised at a fault point when FASTGEN_FAULT_SIGNAL is ``raise``."""
+
+
 def _load() -> tuple[str, int, int] | None:
     spec = os.environ.get("FASTGEN_FAULT")
     if not spec:
         return None
     point, _, nth = spec.partition(":")
-    signum = getattr(signal, os.environ.get("FASTGEN_FAULT_SIGNAL", "SIGKILL"))
-    return point, int(nth or 1), int(signum)
+    name = os.environ.get("FASTGEN_FAULT_SIGNAL", "SIGKILL")
+    return point, int(nth or 1), -1 if name == "raise" else int(getattr(signal, name))
 
 
 def fault(point: str) -> None:
@@ -45,4 +50,6 @@ def fault(point: str) -> None:
         return
     _hits[point] = _hits.get(point, 0) + 1
     if _hits[point] == _plan[1]:
+        if _plan[2] < 0:
+            raise InjectedFault(f"injected fault at {point}:{_plan[1]}")
         os.kill(os.getpid(), _plan[2])

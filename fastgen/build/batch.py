@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import TYPE_CHECKING
 
-from fastgen.build import tasks
+from fastgen.build import resume, tasks
 from fastgen.build.executors import Executor, Serial
 from fastgen.build.plan import Context, Plan, plan
 from fastgen.dataset import commit, layout
@@ -53,6 +53,9 @@ class Batch:
         self.context = Context(dataset.root, dataset.model, dataset.start, dataset.format,
                                self.first, self.last, self.staging.tag)
         self.plan: Plan = plan(self.sim, self.context)
+        self.resumed = False  # whether ``reuse`` continues an interrupted call's journal
+        self.parts_done: dict[str, tasks.PartResult] = {}
+        self.feeds_done: dict[int, tasks.FeedResult] = {}
 
     @property
     def tasks(self) -> int:
@@ -65,21 +68,59 @@ class Batch:
         runs = self.last - self.first + 1
         return self.sim.rows * (FEED_BYTES_PER_ROW * runs + SALES_BYTES_PER_ROW * len(days))
 
+    def resumable(self) -> dict[str, dict] | None:
+        """Finished tasks an interrupted call of this same plan left (``resume``), or None."""
+        return resume.finished(self.ds.root, self._header())
+
+    def _header(self) -> dict:
+        return resume.header(self.context, self.ds.identity.recorded())
+
+    def reuse(self, done: dict[str, dict]) -> int:
+        """Take the finished tasks of an interrupted call of this plan whose files are intact
+        (``resumable``); ``make`` then runs only the rest. Returns how many are reused."""
+        ctx = self.context
+        feeds = {t.run: resume.feed_result(t, done[resume.key(t)])
+                 for t in self.plan.feeds if resume.key(t) in done}
+        self.feeds_done = {run: r for run, r in feeds.items() if resume.reusable_feed(ctx, r)}
+        for t in self.plan.parts:
+            if resume.key(t) in done:
+                result = resume.part_result(t, done[resume.key(t)])
+                if resume.reusable_part(ctx, result, set(self.feeds_done)):
+                    self.parts_done[resume.key(t)] = result
+        self.resumed = True
+        return len(self.parts_done) + len(self.feeds_done)
+
     def make(self, *, on_task: Callable[[object], None] | None = None
              ) -> tuple[list[RunSummary], list[dict]]:
         """Stage every file and manifest of the batch; return the summaries and manifests."""
         ctx, t0 = self.context, time.perf_counter()
-        # Every temporary name is journaled before any task may create it.
-        self.staging.journal(
-            [tmp_name(tasks.part_path(ctx, t.day, t.index), ctx.tag) for t in self.plan.parts]
-            + [tasks.piece_path(ctx, run, t.day, t.index) for t in self.plan.parts for run in t.runs]
-            + [tasks.feed_pattern(ctx, t.run) for t in self.plan.feeds])
-        parts = self.executor.map(tasks.make_part, ctx, self.plan.parts, on_task)
+        if not self.resumed:
+            # Every temporary name is journaled before any task may create it.
+            self.staging.journal_header(self._header())
+            self.staging.journal(
+                [tmp_name(tasks.part_path(ctx, t.day, t.index), ctx.tag) for t in self.plan.parts]
+                + [tasks.piece_path(ctx, run, t.day, t.index)
+                   for t in self.plan.parts for run in t.runs]
+                + [tasks.feed_pattern(ctx, t.run) for t in self.plan.feeds])
+        parts_done, feeds_done = self.parts_done, self.feeds_done
+
+        def finished(task, result) -> None:
+            resume.record(self.ds.root, task, result)
+            if on_task:
+                on_task(task)
+
+        todo = [t for t in self.plan.parts if resume.key(t) not in parts_done]
+        made_parts = self.executor.map(tasks.make_part, ctx, todo, finished)
+        parts = [parts_done.get(resume.key(t)) for t in self.plan.parts]
+        fresh = iter(made_parts)
+        parts = [r if r is not None else next(fresh) for r in parts]
         by_part = {(r.task.day, r.task.index): r for r in parts}
         feeds = [replace(task, pieces=tuple(p for p in task.pieces
                                             if by_part[p].runs[task.run].piece_rows))
-                 for task in self.plan.feeds]
-        feed_results = self.executor.map(tasks.make_feed, ctx, feeds, on_task)
+                 for task in self.plan.feeds if task.run not in feeds_done]
+        made_feeds = iter(self.executor.map(tasks.make_feed, ctx, feeds, finished))
+        feed_results = [feeds_done[t.run] if t.run in feeds_done else next(made_feeds)
+                        for t in self.plan.feeds]
         for result in parts:
             self.staging.owe_staged(result.file)
         made, summaries = [], []

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from fastgen.errors import DatasetError
 
-Done = Callable[[Any], None] | None
+Done = Callable[[Any, Any], None] | None  # (task, result) of each finished task
 
 
 class TaskError(DatasetError):
@@ -27,7 +27,18 @@ class Executor(Protocol):
     def map(self, fn: Callable, context: Any, tasks: Sequence, on_done: Done = None) -> list:
         """``fn(context, task)`` for every task; results in task order."""
 
-    def close(self) -> None: ...
+    def close(self, abort: bool = False) -> None:
+        """Release the workers; ``abort``: stop running tasks too (Ctrl-C, a failure)."""
+
+
+class _Closing:
+    """``with executor(...) as runner:`` closes it, aborting its tasks on an exception."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.close(abort=kind is not None)
 
 
 def _raise(failures: list[tuple[Any, BaseException]]) -> None:
@@ -44,7 +55,7 @@ def _raise(failures: list[tuple[Any, BaseException]]) -> None:
                     "nothing was committed: run again to complete it.") from exc
 
 
-class Serial:
+class Serial(_Closing):
     """Every task in this process, one after the other (the default)."""
 
     def map(self, fn, context, tasks, on_done=None):
@@ -59,22 +70,29 @@ class Serial:
                 results.append(None)
                 continue
             if on_done:
-                on_done(task)
+                on_done(task, results[-1])
         _raise(failures)
         return results
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         pass
 
 
-class Processes:
+class Processes(_Closing):
     """Tasks on ``workers`` local processes (started once per call, by forkserver: forking a
     process whose numba and Polars thread pools are running is unsafe)."""
 
     def __init__(self, workers: int):
         import multiprocessing
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
+        # Workers stopped by close(abort=True) leave their queue semaphores to multiprocessing's
+        # resource tracker, which cleans them up and warns on stderr: say nothing there (the
+        # tracker is a child process and reads its warning filters from the environment).
+        filters = os.environ.get("PYTHONWARNINGS", "")
+        os.environ["PYTHONWARNINGS"] = ",".join(
+            f for f in (filters, "ignore::UserWarning:multiprocessing.resource_tracker") if f)
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
 
     def map(self, fn, context, tasks, on_done=None):
@@ -91,16 +109,27 @@ class Processes:
                 failures.append((tasks[n], exc))
                 continue
             if on_done:
-                on_done(tasks[n])
+                on_done(tasks[n], results[n])
         _raise(sorted(failures, key=lambda f: tasks.index(f[0])))
         return results
 
-    def close(self) -> None:
-        # Ctrl-C or a failure: do not wait for queued tasks; stop the workers now.
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, abort: bool = False) -> None:
+        if not abort:
+            self.pool.shutdown(wait=True)
+            return
+        # After Ctrl-C, SIGTERM or a failure, queued tasks are cancelled and running ones
+        # stopped (their files are journaled temporaries, reused or removed by the next call).
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(5)
+        self.pool.shutdown(wait=True)  # joins the pool's threads, frees its semaphores
 
 
-class Dask:
+class Dask(_Closing):
     """Tasks on a Dask cluster: ``local`` starts a LocalCluster on this machine (one
     single-threaded worker process per core), else the address of a running scheduler.
     Workers write into the dataset folder, which must be shared storage for them."""
@@ -125,6 +154,7 @@ class Dask:
         from distributed import as_completed
 
         futures = [self.client.submit(fn, context, task, pure=False) for task in tasks]
+        self.futures = futures
         index = {future.key: n for n, future in enumerate(futures)}
         results: list = [None] * len(tasks)
         failures = []
@@ -136,11 +166,13 @@ class Dask:
                 failures.append((tasks[n], exc))
                 continue
             if on_done:
-                on_done(tasks[n])
+                on_done(tasks[n], results[n])
         _raise(sorted(failures, key=lambda f: tasks.index(f[0])))
         return results
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        if abort:
+            self.client.cancel(getattr(self, "futures", []))
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()

@@ -21,7 +21,7 @@ from fastgen.build.plan import Context, FeedTask, PartTask
 from fastgen.dataset.layout import CHANGES, SALES, tmp_name
 from fastgen.digest import Digest, digest_arrays
 from fastgen.faults import fault
-from fastgen.formats import FORMATS, write_file
+from fastgen.formats import FORMATS, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
 from fastgen.model import Part, Simulation
@@ -49,6 +49,8 @@ class RunFacts:
     digest: dict  # of the part after the run
     counts: dict[str, int] = field(default_factory=dict)  # updates, soft and hard deletes
     piece_rows: int = 0  # rows of the run's feed piece for this part (0: none staged)
+    piece_bytes: int = 0
+    piece_sha256: str = ""
 
 
 @dataclass
@@ -109,7 +111,7 @@ def make_part(context: Context, task: PartTask) -> PartResult:
     sim = simulation(context)
     day, index = task.day, task.index
     part = _starting_part(context, day, index)
-    digest = Digest.from_json(digest_arrays([part.columns], [part.alive]).to_json())
+    digest = digest_arrays([part.columns], [part.alive])
     facts: dict[int, RunFacts] = {}
     for run in task.runs:
         held = part.slots.size
@@ -119,7 +121,6 @@ def make_part(context: Context, task: PartTask) -> PartResult:
             pieces.append(digest_arrays([{k: v[held:] for k, v in part.columns.items()}]))
             signs.append(1)
         counts = {name: 0 for name, _ in _KINDS}
-        rows = 0
         if captured is not None and captured.kinds.size:
             pieces += [digest_arrays([captured.before]),
                        digest_arrays([captured.after], [captured.kinds != ck.HARD_DELETE])]
@@ -130,9 +131,11 @@ def make_part(context: Context, task: PartTask) -> PartResult:
             path = piece_path(context, run, day, index)
             path.parent.mkdir(parents=True, exist_ok=True)
             frame.write_ipc(path, compression="uncompressed")
-            rows = frame.height
+            piece = (frame.height, path.stat().st_size, file_checksum(path))
+        else:
+            piece = (0, 0, "")
         digest = Digest.combine(pieces, signs)
-        facts[run] = RunFacts(digest.to_json(), counts, rows)
+        facts[run] = RunFacts(digest.to_json(), counts, *piece)
     final = part_path(context, day, index)
     written = _stage(context, part.frame(), final)
     fault("partition")

@@ -39,6 +39,11 @@ class Staging:
         self.journal([tmp])
         return tmp
 
+    def journal_header(self, head: dict) -> None:
+        """Start the journal of a new call (``fastgen.build.resume`` reads the header)."""
+        with open(self.root / JOURNAL, "w") as journal:
+            journal.write(json.dumps(head) + "\n")
+
     def journal(self, paths: list[Path]) -> None:
         """Record temporary paths (or glob patterns of them) before anything creates them."""
         with open(self.root / JOURNAL, "a") as journal:
@@ -68,17 +73,19 @@ def commit(root: Path, manifest_tmp: Path, manifest_final: Path, renames: list[t
 
 
 def recover(root: Path, renames: list[tuple[str, str]],
-            on_wait: Callable[[], None] | None = None) -> tuple[int, int]:
-    """Finish the renames the last commit owes, then drop the journal's other files.
+            on_wait: Callable[[], None] | None = None, *, discard: bool = True) -> tuple[int, int]:
+    """Finish the renames the last commit owes, then (``discard``) drop the journal's files.
 
-    Run after every commit and at every writer's start; returns (files renamed, removed).
+    Run after every commit, and at every writer's start without ``discard``: the journal may
+    hold finished tasks the call can reuse (``fastgen.build.resume``). Returns (files renamed,
+    files removed).
     """
     owed = [(tmp, final) for tmp, final in renames if (root / tmp).exists()]
     renamed = 0
     if owed:
         with committing(root, on_wait):
             renamed = _finish(root, owed)
-    removed = discard_staged(root)
+    removed = discard_staged(root) if discard else 0
     fault("recovered")
     return renamed, removed
 

@@ -8,6 +8,7 @@ see one committed run; the writer (``write``) locks, recovers, checks and commit
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -27,6 +28,10 @@ from fastgen.model import Simulation
 from fastgen.schema import FEED_PARTITION_KEY, PARTITION_KEY
 
 Wait = Callable[[], None] | None
+
+
+class DiskFullError(DatasetError):
+    """The disk filled up while a call wrote; its temporary files are gone (exit 1)."""
 
 
 class Dataset:
@@ -182,16 +187,16 @@ class Dataset:
         self._check_days(days)
         self.lock()
         try:
-            recovered = self.recover(on_wait)
-            if recovered and on_recovered:
-                on_recovered(recovered)
+            recovered = self.recover(on_wait, discard=False)
             self.check_committed_files()
-            return self.generate(days, executor=executor, on_start=on_start, on_task=on_task,
-                                 on_run=on_run, on_wait=on_wait)
-        except BaseException:
+            return self.generate(days, executor=executor, on_recovered=on_recovered,
+                                 on_start=on_start, on_task=on_task, on_run=on_run,
+                                 on_wait=on_wait, recovered=recovered)
+        except (OSError, DiskFullError):
             if self._made is not None and self.last_run() < 0:
-                # A dataset this object created, whose first call committed nothing (a full
-                # disk, Ctrl-C): leave the folder as it was before.
+                # A dataset this object created, whose first call could not be written (a
+                # full disk): leave the folder as it was before. (An interrupted first call
+                # keeps its finished tasks for the next one.)
                 with contextlib.suppress(OSError):
                     identity.discard(self.root, self._made)
             raise
@@ -217,11 +222,13 @@ class Dataset:
     def unlock(self) -> None:
         self._writer.release()
 
-    def recover(self, on_wait: Wait = None) -> list[str]:
-        """Finish a committed batch's renames and drop the files of an unfinished one; say what."""
+    def recover(self, on_wait: Wait = None, *, discard: bool = True) -> list[str]:
+        """Finish a committed batch's renames and (``discard``) drop the files of an unfinished
+        one; say what was done."""
         done: list[str] = []
         last = self.manifest()
-        renamed, removed = commit.recover(self.root, (last or {}).get("renames", []), on_wait)
+        renamed, removed = commit.recover(self.root, (last or {}).get("renames", []), on_wait,
+                                          discard=discard)
         if renamed:
             done.append(f"finished committing run {last['run_date']} ({renamed} file(s) renamed into place)")
         if removed:
@@ -251,17 +258,33 @@ class Dataset:
                                "run `fastgen verify` and repair or remove it; nothing was written.")
         check.save_checked(self.root, checked)
 
-    def generate(self, days: int, *, executor=None, on_start=None, on_task=None, on_run=None,
-                 on_wait: Wait = None) -> list:
+    def generate(self, days: int, *, executor=None, on_recovered=None, on_start=None,
+                 on_task=None, on_run=None, on_wait: Wait = None,
+                 recovered: list[str] | None = None) -> list:
         """Make ``days`` more runs in one batch and commit them; the caller holds the lock.
 
-        A batch that fails (a full disk, say) leaves the last committed state: its temporary
-        files are removed at once rather than at the next start, since a full disk needs the space.
+        Finished tasks of an interrupted call of the same runs are reused; any other call's
+        staged files are removed first. A batch that is interrupted, or whose tasks fail,
+        keeps its finished tasks for the next call (the committed state is untouched); one
+        that fills the disk removes its temporary files at once, since the disk needs the space.
         """
         from fastgen.build import Batch
 
         self._check_days(days)
         batch = Batch(self, days, executor)
+        done = batch.resumable()
+        recovered = list(recovered or [])
+        if done is None:
+            removed = commit.discard_staged(self.root)
+            if removed:
+                recovered.append(f"removed {removed} file(s) of an unfinished call, which "
+                                 "will be made again")
+        else:
+            reused = batch.reuse(done)
+            recovered.append(f"resuming an interrupted call of the same runs: {reused} of "
+                             f"{batch.tasks} task(s) had finished and are reused")
+        if recovered and on_recovered:
+            on_recovered(recovered)
         if on_start:
             on_start(batch.tasks)
         try:
@@ -273,12 +296,12 @@ class Dataset:
             tmp = batch.staging.temporary(final)
             layout.write_json(tmp, last)
             commit.commit(self.root, tmp, final, last["renames"], on_wait)
-        except BaseException as exc:
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
             with contextlib.suppress(Exception):
                 commit.discard_staged(self.root)
-            if isinstance(exc, OSError) and exc.errno == 28:
-                raise self._disk_full(exc, batch) from None
-            raise
+            raise self._disk_full(exc, batch) from None
         self.recover(on_wait)
         return summaries
 
@@ -290,13 +313,13 @@ class Dataset:
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
 
-    def _disk_full(self, exc: OSError, batch) -> DatasetError:
+    def _disk_full(self, exc: OSError, batch) -> DiskFullError:
         free = shutil.disk_usage(self.root).free
         name = Path(exc.filename or "")
         if name.name.startswith(".") and ".tmp-" in name.name:  # say the file's final name
             name = name.with_name(name.name[1:].rsplit(".tmp-", 1)[0])
         where = self.rel(name) if name.is_relative_to(self.root) else name
-        return DatasetError(f"No space left on device writing {where}: {free / 1e6:,.1f} MB "
+        return DiskFullError(f"No space left on device writing {where}: {free / 1e6:,.1f} MB "
                             f"free, and this call needs about {batch.estimated_bytes() / 1e6:,.0f}"
                             " MB; free some space and run again (the last committed state is "
                             "intact).")
