@@ -310,7 +310,7 @@ def test_a_start_hashes_only_files_changed_since_the_last_check(baseline, tmp_pa
     monkeypatch.setattr(fastgen.dataset.check, "file_checksum", lambda p: hashed.append(p) or real(p))
     ds = Dataset(data)
     ds.check_committed_files()
-    assert len(hashed) == len(ds.manifest()["files"])
+    assert len(hashed) == len(ds.snapshot()["files"])
     hashed.clear()
     ds.check_committed_files()
     assert hashed == []

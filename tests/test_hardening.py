@@ -82,7 +82,7 @@ def test_loads_and_verify_during_commits_see_one_run(tmp_path, run_cli):
                 with contextlib.closing(duckdb.connect(str(warehouse), read_only=True)) as con:
                     run = con.execute("SELECT last_run FROM fastgen_load_state "
                                       "ORDER BY load_number DESC LIMIT 1").fetchone()[0]
-                    wrong = _warehouse_matches(con, Dataset(data).manifest(run))
+                    wrong = _warehouse_matches(con, Dataset(data).snapshot(run))
                 assert wrong == [], f"{strategy} load claiming run {run} differs on {wrong}"
                 loads += 1
             result = run_cli("verify", "--data", data)

@@ -78,7 +78,7 @@ def test_every_loader_matches_ground_truth_after_every_run(tmp_path):
     assert all(seen.values()), seen  # every kind of change happened
     for con in cons.values():
         con.close()
-    last = Dataset(data).manifest()
+    last = Dataset(data).snapshot()
     con = duckdb.connect(str(tmp_path / "cdc.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM sales").fetchone()[0] == \
         sum(p["rows"] for p in last["partitions"].values())  # hard deletes are gone
@@ -215,7 +215,7 @@ def test_incremental_and_cdc_refuse_another_dataset(history, tmp_path):
 def test_loads_read_files_whose_rename_is_still_owed(tmp_path):
     data = tmp_path / "data"
     _generate(data, 3)
-    renames = Dataset(data).manifest()["renames"]
+    renames = Dataset(data).snapshot()["renames"]
     assert any("sales/" in final for _, final in renames)
     for tmp, final in renames:  # as if the generator died right after its commit point
         os.replace(data / final, data / tmp)

@@ -81,7 +81,7 @@ def test_a_dataset_under_a_sale_date_folder_loads_each_row_under_its_own_day(tmp
         _generate(data, 1, fmt=fmt)
         for strategy in STRATEGIES:
             load(strategy, data, tmp_path / f"{strategy}.duckdb")
-    truth = Dataset(data).manifest()["partitions"]
+    truth = Dataset(data).snapshot()["partitions"]
     for strategy in STRATEGIES:
         wh = tmp_path / f"{strategy}.duckdb"
         assert _problems(data, wh) == [], strategy
@@ -155,7 +155,7 @@ def _copies(loaded, tmp_path: Path, strategy: str) -> tuple[Path, Path]:
 def _target(data: Path, strategy: str) -> str:
     """A file the strategy reads: an old day (full), the last run's new day (incremental),
     the last run's feed (cdc)."""
-    last = Dataset(data).manifest()
+    last = Dataset(data).snapshot()
     if strategy == "full":
         return last["partitions"][START.isoformat()]["files"][0]
     if strategy == "incremental":
@@ -194,7 +194,7 @@ def test_a_file_replaced_after_its_check_is_caught_by_the_row_count(loaded, tmp_
 
     data, wh = _copies(loaded, tmp_path, "full")
     monkeypatch.setattr(full, "check_files", lambda *args: None)
-    last = Dataset(data).manifest()
+    last = Dataset(data).snapshot()
     first, second = (last["partitions"][day]["files"][0] for day in sorted(last["partitions"])[:2])
     shutil.copyfile(data / second, data / first)
     before = _state(wh)
@@ -209,7 +209,7 @@ def test_loads_hash_only_files_the_writers_cache_has_not_vouched_for(loaded, tmp
     cache = data / ".fastgen.checked"
     before = cache.read_bytes()
     checked = load_checked(data)
-    last = Dataset(data).manifest()
+    last = Dataset(data).snapshot()
     hashed: list[str] = []
     from fastgen.loaders import files
 

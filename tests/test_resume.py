@@ -101,3 +101,28 @@ def test_another_call_discards_an_interrupted_one(uninterrupted, tmp_path):
     more = fastgen("generate", "--data", data, "--days", DAYS - 2)
     assert more.returncode == 0
     assert file_hashes(data, "sales", "changes") == file_hashes(uninterrupted, "sales", "changes")
+
+
+def test_manifests_grow_with_the_runs_not_with_their_square(tmp_path, run_cli):
+    """Issue 9 item 3: a run's manifest holds what it changed, a checkpoint every 50 runs the
+    whole truth, so daily manifests keep their size as history grows."""
+    from fastgen.dataset import Dataset
+    from fastgen.dataset.snapshot import CHECKPOINT_RUNS, is_checkpoint
+
+    data = tmp_path / "data"
+    args = ("--rows-per-day", 1, "--start-date", "2025-01-01")
+    assert run_cli("generate", "--data", data, "--days", 120, *args).code == 0
+    for _ in range(3 * CHECKPOINT_RUNS // 5):  # 30 one-day calls, runs 120..149
+        assert run_cli("generate", "--data", data).code == 0
+    sizes = {p.name: p.stat().st_size for p in (data / "manifests").glob("*.json")}
+    ds = Dataset(data)
+    daily = [sizes[ds.manifest_path(run).name] for run in range(121, 150)
+             if not is_checkpoint(run)]
+    early = [sizes[ds.manifest_path(run).name] for run in range(51, 80)]
+    # A daily commit lists its own files and its touched days, not all 150 days'.
+    assert max(daily) < 3 * max(early), (max(daily), max(early))
+    whole = sizes[ds.manifest_path(100).name]
+    assert sum(sizes.values()) < 3 * whole + 150 * max(daily)
+    # And the snapshot after any commit is still whole and verifies.
+    assert len(ds.snapshot()["partitions"]) == 150
+    assert run_cli("verify", "--data", data).code == 0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from fastgen.build import resume, tasks
 from fastgen.build.executors import Executor, Serial
 from fastgen.build.plan import Context, Plan, plan
-from fastgen.dataset import commit, layout
+from fastgen.dataset import commit, layout, snapshot
 from fastgen.dataset.layout import tmp_name
 from fastgen.dataset import manifest as manifests
 from fastgen.digest import Digest
@@ -48,7 +48,7 @@ class Batch:
         self.first = dataset.last_run() + 1
         self.last = self.first + days - 1
         self.staging = commit.Staging(dataset.root, tag=str(self.last))
-        self.previous = dataset.manifest(self.first - 1) if self.first else None
+        self.previous = dataset.snapshot(self.first - 1) if self.first else None
         self.executor = executor or Serial()
         self.context = Context(dataset.root, dataset.model, dataset.start, dataset.format,
                                self.first, self.last, self.staging.tag)
@@ -153,6 +153,9 @@ class Batch:
             truth["last_run"] = run
             truth["files"] = [self.ds.rel(self.ds.part_path(day, k)) for k in range(sim.parts())]
             partitions[sim.date_of(day).isoformat()] = truth
+        # What the run changed; a checkpoint holds every day (fastgen.dataset.snapshot).
+        whole = snapshot.is_checkpoint(run)
+        days = partitions if whole else {sim.date_of(d).isoformat(): None for d in touched}
         counts["partitions_rewritten"] = len(touched)
         counts["feed_rows"] = feed.rows
         return {
@@ -160,7 +163,8 @@ class Batch:
             "run_date": sim.date_of(run).isoformat(),
             "commit_ts": tasks.commit_ts(self.context, run).isoformat(),
             "counts": counts, "touched": [sim.date_of(d).isoformat() for d in touched],
-            "feed": [f.final for f in feed.files], "partitions": dict(sorted(partitions.items())),
+            "feed": [f.final for f in feed.files],
+            "partitions": {day: partitions[day] for day in sorted(days)},
             "identity": self.ds.identity.recorded(),
         }
 
@@ -177,9 +181,14 @@ class Batch:
         for parent in {(self.ds.root / a).parent for a, _ in self.staging.renames}:
             layout.fsync_dir(parent)
         last = made[-1]
-        files = dict(self.previous["files"]) if self.previous else {}
+        # Every current file at the first commit and at a call that reached a checkpoint;
+        # else the files this call wrote (fastgen.dataset.snapshot).
+        complete = self.previous is None or any(
+            snapshot.is_checkpoint(r) for r in range(self.first, self.last + 1))
+        files = dict(self.previous["files"]) if complete and self.previous else {}
         files.update(self.staging.files)
         last["files"] = dict(sorted(files.items()))
+        last["files_complete"] = complete
         last["renames"] = self.staging.renames
         last["bytes_written"] = sum(f["bytes"] for f in self.staging.files.values())
         last["checksum"] = manifests.checksum(last)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from fastgen.errors import UsageError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 IDENTITY = "fastgen.json"
 LOCK = ".fastgen.lock"
 COMMIT_LOCK = ".fastgen.commit.lock"

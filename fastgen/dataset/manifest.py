@@ -22,14 +22,14 @@ NAME = re.compile(rf"{FEED_PARTITION_KEY}=(\d{{4}}-\d{{2}}-\d{{2}})\.json")
 
 # Keys a manifest's checksum leaves out: they depend on how runs were grouped into batches, so
 # a run has one checksum whether made alone or in a backfill; "files" is checked against the files.
-BATCH_KEYS = ("files", "renames", "bytes_written", "checksum")
+BATCH_KEYS = ("files", "files_complete", "renames", "bytes_written", "checksum")
 
 # Every manifest's keys and their JSON types; a commit manifest (a call's last run) also has
 # BATCH_KEYS. "identity" is the dataset's identity (model, start date, format) the run was
 # made with: fastgen.json must match it.
 _KEYS = {"format_version": int, "run": int, "run_date": str, "commit_ts": str, "counts": dict,
          "touched": list, "feed": list, "partitions": dict, "identity": dict, "checksum": str}
-_COMMIT_KEYS = {"files": dict, "renames": list, "bytes_written": int}
+_COMMIT_KEYS = {"files": dict, "files_complete": bool, "renames": list, "bytes_written": int}
 _PARTITION_KEYS = {"files": list, "rows": int, "live_rows": int, "amount": str,
                    "row_hash": str, "last_run": int}
 _FILE_KEYS = {"bytes": int, "sha256": str}

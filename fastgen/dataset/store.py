@@ -19,7 +19,7 @@ import polars as pl
 
 from fastgen import config
 from fastgen.config import ConfigError, Model
-from fastgen.dataset import check, commit, identity, layout, lock
+from fastgen.dataset import check, commit, identity, layout, lock, snapshot
 from fastgen.dataset import manifest as manifests
 from fastgen.dataset.layout import IDENTITY, MANIFESTS, SALES
 from fastgen.errors import DatasetError, LockedError, UsageError
@@ -93,19 +93,41 @@ class Dataset:
         return runs[-1] if runs else -1
 
     def manifest(self, run: int | None = None) -> dict | None:
-        """The manifest of ``run`` (default: the last), checked for shape; None if it has none.
+        """The manifest of ``run`` (default: the last) as written, checked for shape; None if
+        it has none. It holds what that run changed (``snapshot`` resolves the whole state).
 
         While the last commit still owes renames (a crash came between), its earlier runs'
         manifests are read under their temporary names, as its files are.
         """
+        return self._reader()(run)
+
+    def _reader(self) -> Callable[[int | None], dict | None]:
+        """Reads manifests by run, listing the folder and the owed renames once."""
         runs = self.committed_runs()
-        if not runs or (run is not None and run > runs[-1]):
-            return None
+        if not runs:
+            return lambda run: None
         last = manifests.read(self.manifest_path(runs[-1]))
-        if run is None or run == runs[-1]:
-            return last
-        path = self.owed(last).get(self.rel(self.manifest_path(run)), self.manifest_path(run))
-        return manifests.read(path) if path.exists() else None
+        owed = self.owed(last)
+
+        def read(run: int | None) -> dict | None:
+            if run is None or run == runs[-1]:
+                return last
+            if run > runs[-1] or run < 0:
+                return None
+            path = owed.get(self.rel(self.manifest_path(run)), self.manifest_path(run))
+            return manifests.read(path) if path.exists() else None
+
+        return read
+
+    def snapshot(self, run: int | None = None) -> dict | None:
+        """The state after the commit of ``run`` (default: the last): its manifest with
+        ``partitions`` holding every day's truth and ``files`` every current file."""
+        read = self._reader()
+        last = read(run)
+        if last is None:
+            return None
+        return {**last, "partitions": snapshot.truth(read, last),
+                "files": snapshot.files(read, last)}
 
     def owed(self, last: dict | None) -> dict[str, Path]:
         """Committed files whose rename the commit still owes (a crash came between), by final name."""
@@ -113,7 +135,7 @@ class Dataset:
                 if (self.root / tmp).exists()}
 
     def committed(self) -> dict | None:
-        """The last commit's manifest, once it is known to be whole and of this identity.
+        """The last commit's ``snapshot``, once it is known to be whole and of this identity.
 
         Raises DatasetError when a manifest is missing (fastgen.json records a later run, or
         the last manifest is not a commit point) or the data was made with another identity
@@ -138,7 +160,7 @@ class Dataset:
             raise DatasetError(f"{self.root / IDENTITY} does not match the data: "
                                f"{', '.join(differ)} differ(s) from what {name} records; "
                                "restore it.")
-        return last
+        return self.snapshot(last["run"])
 
     # ---- reading -----------------------------------------------------------------------
     @contextlib.contextmanager

@@ -40,7 +40,7 @@ def verify_warehouse(dataset: Dataset, con: duckdb.DuckDBPyConnection) -> list[s
     from another dataset (another fingerprint) gets that one line instead of a list of days.
     Ctrl-C during a query raises KeyboardInterrupt.
     """
-    last = dataset.manifest()
+    last = dataset.committed()
     truth = last["partitions"] if last else {}
     tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if TABLE not in tables:
