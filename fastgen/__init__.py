@@ -15,12 +15,16 @@ def day(model: Model, start, index: int = 0):
 
 
 def generate(path, *, days: int = 1, model: Model | None = None, start=None,
-             fmt: str | None = None):
+             fmt: str | None = None, workers: int | None = None, dask: str | None = None):
     """Make ``days`` more runs in the dataset folder ``path`` (created if needed).
 
     On an existing dataset, ``model`` and ``fmt`` may be omitted; if given, they must be the
     dataset's own (a ConfigError names the fields that differ); ``start`` is ignored.
+    ``workers`` and ``dask`` spread the call's tasks as the command line's options do (the
+    same bytes).
     """
+    from fastgen.build.executors import executor
+
     import datetime
 
     if Dataset.exists(path):
@@ -34,7 +38,8 @@ def generate(path, *, days: int = 1, model: Model | None = None, start=None,
     else:
         ds = Dataset.create(path, model or Model(), start or datetime.date.today(),
                             fmt or "parquet")
-    return ds.write(days)
+    with executor(workers, dask) as runner:
+        return ds.write(days, executor=runner)
 
 
 def scan(path):
