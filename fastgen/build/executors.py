@@ -55,6 +55,22 @@ def _raise(failures: list[tuple[Any, BaseException]]) -> None:
                     "nothing was committed: run again to complete it.") from exc
 
 
+def _gather(completed, tasks: Sequence, on_done: Done) -> list:
+    """Results in task order from (task number, future) pairs in the order they finish."""
+    results: list = [None] * len(tasks)
+    failures = []
+    for n, future in completed:
+        try:
+            results[n] = future.result()
+        except Exception as exc:  # noqa: BLE001 - named with its task below
+            failures.append((n, exc))
+            continue
+        if on_done:
+            on_done(tasks[n], results[n])
+    _raise([(tasks[n], exc) for n, exc in sorted(failures, key=lambda f: f[0])])
+    return results
+
+
 class Serial(_Closing):
     """Every task in this process, one after the other (the default)."""
 
@@ -99,19 +115,7 @@ class Processes(_Closing):
         from concurrent.futures import as_completed
 
         futures = {self.pool.submit(fn, context, task): n for n, task in enumerate(tasks)}
-        results: list = [None] * len(tasks)
-        failures = []
-        for future in as_completed(futures):
-            n = futures[future]
-            try:
-                results[n] = future.result()
-            except Exception as exc:  # noqa: BLE001 - named with its task below
-                failures.append((tasks[n], exc))
-                continue
-            if on_done:
-                on_done(tasks[n], results[n])
-        _raise(sorted(failures, key=lambda f: tasks.index(f[0])))
-        return results
+        return _gather(((futures[f], f) for f in as_completed(futures)), tasks, on_done)
 
     def close(self, abort: bool = False) -> None:
         if not abort:
@@ -156,19 +160,7 @@ class Dask(_Closing):
         futures = [self.client.submit(fn, context, task, pure=False) for task in tasks]
         self.futures = futures
         index = {future.key: n for n, future in enumerate(futures)}
-        results: list = [None] * len(tasks)
-        failures = []
-        for future in as_completed(futures):
-            n = index[future.key]
-            try:
-                results[n] = future.result()
-            except Exception as exc:  # noqa: BLE001 - named with its task below
-                failures.append((tasks[n], exc))
-                continue
-            if on_done:
-                on_done(tasks[n], results[n])
-        _raise(sorted(failures, key=lambda f: tasks.index(f[0])))
-        return results
+        return _gather(((index[f.key], f) for f in as_completed(futures)), tasks, on_done)
 
     def close(self, abort: bool = False) -> None:
         if abort:
