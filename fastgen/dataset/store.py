@@ -1,25 +1,23 @@
-"""The dataset folder as one object: its identity, manifests, the writer's sequence and reads.
+"""The dataset folder as one object: its identity, its manifests, and what reads and writes it.
 
-The phases live in their own modules (layout, identity, manifest, lock, commit, check); the
-runs themselves are made by ``fastgen.build``. Readers (``reading``, ``committed``, ``scan``)
-see one committed run; the writer (``write``) locks, recovers, checks and commits.
+The phases live in their own modules (layout, identity, manifest, snapshot, lock, commit,
+check, writer); the runs themselves are made by ``fastgen.build``. Readers (``reading``,
+``committed``, ``scan``) see one committed run; the writer (``write``) locks, recovers,
+checks, makes a batch and commits.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 
-from fastgen import config
-from fastgen.config import ConfigError, Model
-from fastgen.dataset import check, commit, identity, layout, lock, snapshot
+from fastgen.config import Model
+from fastgen.dataset import check, identity, lock, snapshot, writer
 from fastgen.dataset import manifest as manifests
 from fastgen.dataset.layout import IDENTITY, MANIFESTS, SALES
 from fastgen.errors import DatasetError, LockedError, UsageError
@@ -28,10 +26,6 @@ from fastgen.model import Simulation
 from fastgen.schema import FEED_PARTITION_KEY, PARTITION_KEY
 
 Wait = Callable[[], None] | None
-
-
-class DiskFullError(DatasetError):
-    """The disk filled up while a call wrote; its temporary files are gone (exit 1)."""
 
 
 class Dataset:
@@ -195,7 +189,7 @@ class Dataset:
             frames.append(frame.with_columns(pl.lit(date.fromisoformat(day)).alias(PARTITION_KEY)))
         return pl.concat(frames)
 
-    # ---- writing -----------------------------------------------------------------------
+    # ---- writing (fastgen.dataset.writer) ----------------------------------------------
     def write(self, days: int, *, executor=None,
               on_recovered: Callable[[list[str]], None] | None = None,
               on_start: Callable[[int], None] | None = None, on_task=None, on_run=None,
@@ -206,25 +200,21 @@ class Dataset:
         ``on_start(tasks)`` is called once the plan is made, ``on_task`` after each finished
         task, ``on_run(summary)`` for each run made, ``on_wait`` before waiting for readers.
         """
-        self._check_days(days)
-        self.lock()
-        try:
-            recovered = self.recover(on_wait, discard=False)
-            self.check_committed_files()
-            return self.generate(days, executor=executor, on_recovered=on_recovered,
-                                 on_start=on_start, on_task=on_task, on_run=on_run,
-                                 on_wait=on_wait, recovered=recovered)
-        except (OSError, DiskFullError):
-            if self._made is not None and self.last_run() < 0:
-                # A dataset this object created, whose first call could not be written (a
-                # full disk): leave the folder as it was before. (An interrupted first call
-                # keeps its finished tasks for the next one.)
-                with contextlib.suppress(OSError):
-                    identity.discard(self.root, self._made)
-            raise
-        finally:
-            self.unlock()
-            self._made = None
+        return writer.write(self, days, executor=executor, on_recovered=on_recovered,
+                            on_start=on_start, on_task=on_task, on_run=on_run, on_wait=on_wait)
+
+    def generate(self, days: int, **options) -> list:
+        """Make ``days`` more runs in one batch and commit them; the caller holds the lock."""
+        return writer.generate(self, days, **options)
+
+    def recover(self, on_wait: Wait = None, *, discard: bool = True) -> list[str]:
+        """Finish a committed batch's renames and (``discard``) drop the files of an unfinished
+        one; say what was done."""
+        return writer.recover(self, on_wait, discard=discard)
+
+    def check_committed_files(self) -> None:
+        """Before writing: manifests complete and unedited, committed files unchanged."""
+        writer.check_committed_files(self)
 
     def lock(self) -> None:
         """Become the one writer of this folder, or fail at once naming the holder's pid."""
@@ -244,107 +234,6 @@ class Dataset:
     def unlock(self) -> None:
         self._writer.release()
 
-    def recover(self, on_wait: Wait = None, *, discard: bool = True) -> list[str]:
-        """Finish a committed batch's renames and (``discard``) drop the files of an unfinished
-        one; say what was done."""
-        done: list[str] = []
-        last = self.manifest()
-        renamed, removed = commit.recover(self.root, (last or {}).get("renames", []), on_wait,
-                                          discard=discard)
-        if renamed:
-            done.append(f"finished committing run {last['run_date']} ({renamed} file(s) renamed into place)")
-        if removed:
-            done.append(f"removed {removed} file(s) of an unfinished run, which will be made again")
-        last = self.committed()  # whole, and made with this identity
-        recorded = self.identity.last_date
-        if last is not None and (recorded is None or recorded.isoformat() < last["run_date"]):
-            identity.set_last_date(self.root, self.identity.raw, last["run_date"])
-            self.identity = identity.read(self.root)
-        return done
-
-    def check_committed_files(self) -> None:
-        """Before writing: manifests complete and unedited, committed files unchanged, nothing foreign.
-
-        Checksums are recomputed only for files whose stat signature changed since a start last
-        checked them (cached in .fastgen.checked), so a start hashes about what the previous run
-        wrote, not the whole history: hashing all of 10 days of 1M rows (437 MB) takes 0.36 s
-        here, and grows with history. Silent bit rot that keeps the signature is left to verify.
-        """
-        checked = check.load_checked(self.root)
-        problems = check.manifest_problems(self, checked=checked)
-        if not problems:
-            problems = check.file_problems(self, self.committed(), checksums=True, checked=checked)
-        if problems:
-            raise DatasetError(f"the dataset is corrupt ({problems[0]}"
-                               f"{'' if len(problems) == 1 else f', and {len(problems) - 1} more'}); "
-                               "run `fastgen verify` and repair or remove it; nothing was written.")
-        check.save_checked(self.root, checked)
-
-    def generate(self, days: int, *, executor=None, on_recovered=None, on_start=None,
-                 on_task=None, on_run=None, on_wait: Wait = None,
-                 recovered: list[str] | None = None) -> list:
-        """Make ``days`` more runs in one batch and commit them; the caller holds the lock.
-
-        Finished tasks of an interrupted call of the same runs are reused; any other call's
-        staged files are removed first. A batch that is interrupted, or whose tasks fail,
-        keeps its finished tasks for the next call (the committed state is untouched); one
-        that fills the disk removes its temporary files at once, since the disk needs the space.
-        """
-        from fastgen.build import Batch
-
-        self._check_days(days)
-        batch = Batch(self, days, executor)
-        done = batch.resumable()
-        recovered = list(recovered or [])
-        if done is None:
-            removed = commit.discard_staged(self.root)
-            if removed:
-                recovered.append(f"removed {removed} file(s) of an unfinished call, which "
-                                 "will be made again")
-        else:
-            reused = batch.reuse(done)
-            recovered.append(f"resuming an interrupted call of the same runs: {reused} of "
-                             f"{batch.tasks} task(s) had finished and are reused")
-        if recovered and on_recovered:
-            on_recovered(recovered)
-        if on_start:
-            on_start(batch.tasks)
-        try:
-            summaries, made = batch.make(on_task=on_task)
-            for summary in summaries if on_run else ():
-                on_run(summary)
-            last = made[-1]
-            final = self.manifest_path(last["run"])
-            tmp = batch.staging.temporary(final)
-            layout.write_json(tmp, last)
-            commit.commit(self.root, tmp, final, last["renames"], on_wait)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            with contextlib.suppress(Exception):
-                commit.discard_staged(self.root)
-            raise self._disk_full(exc, batch) from None
-        self.recover(on_wait)
-        return summaries
-
-    def _check_days(self, days: int) -> None:
-        if not isinstance(days, int) or days < 1:
-            raise UsageError(f"--days must be a whole number of at least 1, got {days!r}.")
-        try:
-            config.check_calendar(self.start, self.last_run() + 1, days)
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
-
-    def _disk_full(self, exc: OSError, batch) -> DiskFullError:
-        free = shutil.disk_usage(self.root).free
-        name = Path(exc.filename or "")
-        if name.name.startswith(".") and ".tmp-" in name.name:  # say the file's final name
-            name = name.with_name(name.name[1:].rsplit(".tmp-", 1)[0])
-        where = self.rel(name) if name.is_relative_to(self.root) else name
-        return DiskFullError(f"No space left on device writing {where}: {free / 1e6:,.1f} MB "
-                            f"free, and this call needs about {batch.estimated_bytes() / 1e6:,.0f}"
-                            " MB; free some space and run again (the last committed state is "
-                            "intact).")
 
     # ---- verification ------------------------------------------------------------------
     def verify(self) -> list[str]:
