@@ -147,7 +147,10 @@ def _flag_value(model: Model, flag: str):
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from fastgen.build.executors import executor
+
     check_writable(args.data)
+    ds = None
     if Dataset.exists(args.data):
         ds = Dataset(args.data)
         wanted, given = _model_from(args, ds.model)
@@ -165,14 +168,15 @@ def _generate(args: argparse.Namespace) -> int:
             config.check_calendar(start, 0, args.days)
         except ConfigError as exc:
             raise UsageError(str(exc)) from None
-        ds = Dataset.create(args.data, model, start, args.format or "parquet")
-    return _run_batch(ds, args)
+    # The workers first: a scheduler that cannot be reached leaves no new dataset behind.
+    with executor(args.workers, args.dask) as runner:
+        if ds is None:
+            ds = Dataset.create(args.data, model, start, args.format or "parquet")
+        return _run_batch(ds, args, runner)
 
 
-def _run_batch(ds: Dataset, args: argparse.Namespace) -> int:
+def _run_batch(ds: Dataset, args: argparse.Namespace, runner) -> int:
     from tqdm import tqdm
-
-    from fastgen.build.executors import executor
 
     def on_recovered(done: list[str]) -> None:
         print(f"recovered: {'; '.join(done)}", file=sys.stderr)
@@ -202,10 +206,9 @@ def _run_batch(ds: Dataset, args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     try:
-        with executor(args.workers, args.dask) as runner:
-            summaries = ds.write(args.days, executor=runner, on_recovered=on_recovered,
-                                 on_start=on_start, on_task=lambda task: bar.update(1),
-                                 on_run=on_run, on_wait=on_wait)
+        summaries = ds.write(args.days, executor=runner, on_recovered=on_recovered,
+                             on_start=on_start, on_task=lambda task: bar.update(1),
+                             on_run=on_run, on_wait=on_wait)
     finally:
         bar.close()
     last = ds.manifest()

@@ -8,10 +8,12 @@ see a manifest or the lock.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastgen.build import resume, tasks
@@ -50,7 +52,8 @@ class Batch:
         self.staging = commit.Staging(dataset.root, tag=str(self.last))
         self.previous = dataset.snapshot(self.first - 1) if self.first else None
         self.executor = executor or Serial()
-        self.context = Context(dataset.root, dataset.model, dataset.start, dataset.format,
+        # Absolute: workers of a cluster do not share this process's working directory.
+        self.context = Context(Path(os.path.abspath(dataset.root)), dataset.model, dataset.start, dataset.format,
                                self.first, self.last, self.staging.tag)
         self.plan: Plan = plan(self.sim, self.context)
         self.resumed = False  # whether ``reuse`` continues an interrupted call's journal

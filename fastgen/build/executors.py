@@ -41,6 +41,14 @@ class _Closing:
         self.close(abort=kind is not None)
 
 
+def _ignore_sigint() -> None:
+    """In a worker process: Ctrl-C is the driver's to handle (it stops the workers itself);
+    a worker that took it would print a traceback of its own."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _raise(failures: list[tuple[Any, BaseException]]) -> None:
     if not failures:
         return
@@ -109,7 +117,9 @@ class Processes(_Closing):
         filters = os.environ.get("PYTHONWARNINGS", "")
         os.environ["PYTHONWARNINGS"] = ",".join(
             f for f in (filters, "ignore::UserWarning:multiprocessing.resource_tracker") if f)
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"))
+        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
+                                        initializer=_ignore_sigint)
+        self.closed = False
 
     def map(self, fn, context, tasks, on_done=None):
         from concurrent.futures import as_completed
@@ -118,6 +128,9 @@ class Processes(_Closing):
         return _gather(((futures[f], f) for f in as_completed(futures)), tasks, on_done)
 
     def close(self, abort: bool = False) -> None:
+        if self.closed:
+            return
+        self.closed = True
         if not abort:
             self.pool.shutdown(wait=True)
             return
@@ -144,13 +157,17 @@ class Dask(_Closing):
         except ImportError:
             raise DatasetError("--dask needs Dask: pip install 'fastgen[dask]'.") from None
         if address == "local":
+            # The dashboard on a free port of the loopback: 8787 may be taken (a warning), and
+            # nothing here serves it to other machines.
             self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                        processes=True, dashboard_address=None)
+                                        processes=True, dashboard_address="127.0.0.1:0")
             self.client = Client(self.cluster)
+            self.closed = False
         else:
             self.cluster = None
+            self.closed = False
             try:
-                self.client = Client(address, timeout="10s")
+                self.client = Client(address, timeout="5s")
             except (OSError, TimeoutError) as exc:
                 raise DatasetError(f"cannot reach the Dask scheduler at {address} ({exc}).") from None
 
@@ -163,6 +180,11 @@ class Dask(_Closing):
         return _gather(((index[f.key], f) for f in as_completed(futures)), tasks, on_done)
 
     def close(self, abort: bool = False) -> None:
+        # A task already running on a remote worker cannot be stopped from here; the files it
+        # still writes are journaled temporaries, reused or removed by the next call.
+        if getattr(self, "closed", True):
+            return
+        self.closed = True
         if abort:
             self.client.cancel(getattr(self, "futures", []))
         self.client.close()

@@ -33,6 +33,13 @@ class Staging:
     renames: list[tuple[str, str]] = field(default_factory=list)
     files: dict[str, dict] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Paths come relative (the dataset's) or absolute (the tasks'); abspath makes no syscall.
+        self.base = os.path.abspath(self.root)
+
+    def _rel(self, path: Path) -> str:
+        return os.path.relpath(os.path.abspath(path), self.base)
+
     def temporary(self, final: Path) -> Path:
         """The temporary name of ``final``, recorded in the journal before it is created."""
         tmp = tmp_name(final, self.tag)
@@ -47,7 +54,7 @@ class Staging:
     def journal(self, paths: list[Path]) -> None:
         """Record temporary paths (or glob patterns of them) before anything creates them."""
         with open(self.root / JOURNAL, "a") as journal:
-            journal.writelines(json.dumps(str(p.relative_to(self.root))) + "\n" for p in paths)
+            journal.writelines(json.dumps(self._rel(p)) + "\n" for p in paths)
 
     def owe_staged(self, staged) -> None:
         """``owe`` for a file a task staged (``fastgen.build.tasks.StagedFile``)."""
@@ -56,9 +63,9 @@ class Staging:
 
     def owe(self, tmp: Path, final: Path, facts: dict | None = None) -> None:
         """Record that the commit renames ``tmp`` to ``final``; ``facts``: its size and sha256."""
-        self.renames.append((str(tmp.relative_to(self.root)), str(final.relative_to(self.root))))
+        self.renames.append((self._rel(tmp), self._rel(final)))
         if facts is not None:
-            self.files[str(final.relative_to(self.root))] = facts
+            self.files[self._rel(final)] = facts
 
 
 def commit(root: Path, manifest_tmp: Path, manifest_final: Path, renames: list[tuple[str, str]],

@@ -44,14 +44,20 @@ def write(ds: Dataset, days: int, *, executor=None,
         recovered = recover(ds, on_wait, discard=False)
         check_committed_files(ds)
         return generate(ds, days, executor=executor, on_recovered=on_recovered,
-                             on_start=on_start, on_task=on_task, on_run=on_run,
-                             on_wait=on_wait, recovered=recovered)
-    except (OSError, DiskFullError):
-        if ds._made is not None and ds.last_run() < 0:
-            # A dataset this object created, whose first call could not be written (a
-            # full disk): leave the folder as it was before. (An interrupted first call
-            # keeps its finished tasks for the next one.)
+                        on_start=on_start, on_task=on_task, on_run=on_run,
+                        on_wait=on_wait, recovered=recovered)
+    except BaseException as exc:
+        if executor is not None:
+            # Stop the workers while this process still holds the lock: none of them may
+            # write a temporary file after a later writer has taken over.
+            executor.close(abort=True)
+        if isinstance(exc, OSError | DiskFullError) and ds._made is not None \
+                and ds.last_run() < 0:
+            # A dataset this object created, whose first call could not be written (a full
+            # disk, an unwritable folder): leave the folder as it was before. (An interrupted
+            # first call keeps its finished tasks for the next one.)
             with contextlib.suppress(OSError):
+                commit.discard_staged(ds.root)
                 identity.discard(ds.root, ds._made)
         raise
     finally:
