@@ -105,7 +105,9 @@ class Simulation:
         self.change_rate = c.update_rate + c.delete_rate
         self.delete_given_change = c.delete_rate / self.change_rate if self.change_rate else 0.0
         self.second_start = lru_cache(maxsize=32)(self._second_start)
-        self.late = lru_cache(maxsize=1024)(self._late)
+        # Late rows of recent runs (a touched-days lookup walks back late_max_days runs); a
+        # bound, since a run of 50M rows holds about 8 MB of them.
+        self.late = lru_cache(maxsize=64)(self._late)
         self.chosen_days = lru_cache(maxsize=None)(self._chosen_days)
         self._chosen_set = lru_cache(maxsize=None)(
             lambda run: frozenset(self.chosen_days(run).tolist()))
