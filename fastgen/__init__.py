@@ -15,12 +15,13 @@ def day(model: Model, start, index: int = 0):
 
 
 def generate(path, *, days: int = 1, model: Model | None = None, start=None,
-             fmt: str | None = None, workers: int | None = None, dask: str | None = None):
+             fmt: str | None = None, feed: str | None = None, workers: int | None = None,
+             dask: str | None = None):
     """Make ``days`` more runs in the dataset folder ``path`` (created if needed).
 
     On an existing dataset, ``model`` and ``fmt`` may be omitted; if given, they must be the
     dataset's own (a ConfigError names the fields that differ); ``start`` is ignored.
-    ``workers`` and ``dask`` spread the call's tasks as the command line's options do (the
+    ``feed="none"`` writes no change feed. ``workers`` and ``dask`` spread the call's tasks as the command line's options do (the
     same bytes).
     """
     from fastgen.build.executors import executor
@@ -32,12 +33,14 @@ def generate(path, *, days: int = 1, model: Model | None = None, start=None,
         differ = model.differences(ds.model) if model is not None else []
         if fmt is not None and fmt != ds.format:
             differ.append("format")
+        if feed is not None and feed != ds.feed:
+            differ.append("feed")
         if differ:
             raise ConfigError(f"{', '.join(differ)} differ(s) from the dataset's in {path}; "
                               "that would change the model of an existing dataset.")
     else:
         ds = Dataset.create(path, model or Model(), start or datetime.date.today(),
-                            fmt or "parquet")
+                            fmt or "parquet", feed or "full")
     with executor(workers, dask) as runner:
         return ds.write(days, executor=runner)
 

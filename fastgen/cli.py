@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=_positive, default=1, help="runs to make (default: 1)")
     gen.add_argument("--format", choices=["parquet", "csv"], default=None,
                      help="file format of a new dataset (default: parquet)")
+    gen.add_argument("--feed", choices=["full", "none"], default=None,
+                     help="full: every run writes its change feed; none: exports and manifests "
+                          "only, for large datasets (no CDC) (default: full)")
     gen.add_argument("--workers", type=_positive, default=None,
                      help="make the call's partitions on this many local processes "
                           "(default: this process); same bytes")
@@ -160,6 +163,8 @@ def _generate(args: argparse.Namespace) -> int:
                                  "it would change the model of an existing dataset.")
         if args.format and args.format != ds.format:
             raise UsageError(f"--format differs from the dataset's ({ds.format}).")
+        if args.feed and args.feed != ds.feed:
+            raise UsageError(f"--feed differs from the dataset's ({ds.feed}).")
     else:
         model, _ = _model_from(args, Model())
         start = args.start_date or date.today()
@@ -171,7 +176,8 @@ def _generate(args: argparse.Namespace) -> int:
     # The workers first: a scheduler that cannot be reached leaves no new dataset behind.
     with executor(args.workers, args.dask) as runner:
         if ds is None:
-            ds = Dataset.create(args.data, model, start, args.format or "parquet")
+            ds = Dataset.create(args.data, model, start, args.format or "parquet",
+                                args.feed or "full")
         return _run_batch(ds, args, runner)
 
 

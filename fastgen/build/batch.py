@@ -53,8 +53,9 @@ class Batch:
         self.previous = dataset.snapshot(self.first - 1) if self.first else None
         self.executor = executor or Serial()
         # Absolute: workers of a cluster do not share this process's working directory.
-        self.context = Context(Path(os.path.abspath(dataset.root)), dataset.model, dataset.start, dataset.format,
-                               self.first, self.last, self.staging.tag)
+        self.context = Context(Path(os.path.abspath(dataset.root)), dataset.model, dataset.start,
+                               dataset.format, self.first, self.last, self.staging.tag,
+                               feed=dataset.feed == "full")
         self.plan: Plan = plan(self.sim, self.context)
         self.resumed = False  # whether ``reuse`` continues an interrupted call's journal
         self.parts_done: dict[str, tasks.PartResult] = {}
@@ -122,28 +123,29 @@ class Batch:
                                             if by_part[p].runs[task.run].piece_rows))
                  for task in self.plan.feeds if task.run not in feeds_done]
         made_feeds = iter(self.executor.map(tasks.make_feed, ctx, feeds, finished))
-        feed_results = [feeds_done[t.run] if t.run in feeds_done else next(made_feeds)
-                        for t in self.plan.feeds]
+        by_run = {t.run: feeds_done[t.run] if t.run in feeds_done else next(made_feeds)
+                  for t in self.plan.feeds}  # empty without a feed
         for result in parts:
             self.staging.owe_staged(result.file)
         made, summaries = [], []
         partitions = dict(self.previous["partitions"]) if self.previous else {}
-        seconds = (time.perf_counter() - t0) / len(feed_results)
-        for result in feed_results:
-            for staged in result.files:
+        runs = range(self.first, self.last + 1)
+        seconds = (time.perf_counter() - t0) / len(runs)
+        for run in runs:
+            feed = by_run.get(run, tasks.FeedResult(None, [], 0))
+            for staged in feed.files:
                 self.staging.owe_staged(staged)
-            manifest = self._manifest(result, by_part, partitions)
+            manifest = self._manifest(run, feed, by_part, partitions)
             made.append(manifest)
-            summaries.append(RunSummary(result.task.run, self.sim.date_of(result.task.run),
-                                        manifest["counts"], seconds,
-                                        sum(f.bytes for f in result.files)))
+            summaries.append(RunSummary(run, self.sim.date_of(run), manifest["counts"],
+                                        seconds, sum(f.bytes for f in feed.files)))
             fault("run")
         self._stage_manifests(made)
         return summaries, made
 
-    def _manifest(self, feed: tasks.FeedResult, by_part: dict, partitions: dict) -> dict:
-        """Run ``feed.task.run``'s manifest: its counts, and the truth of every day after it."""
-        sim, run = self.sim, feed.task.run
+    def _manifest(self, run: int, feed: tasks.FeedResult, by_part: dict, partitions: dict) -> dict:
+        """Run ``run``'s manifest: its counts, feed, and the truth of the days it touched."""
+        sim = self.sim
         touched = self.plan.touched[run]
         counts = {"inserts": sim.rows, "late_rows": int(sim.late(run)[0].size),
                   "updates": 0, "soft_deletes": 0, "hard_deletes": 0}

@@ -34,6 +34,7 @@ class Context:
     first: int  # the call's first run; days before it start from their committed files
     last: int
     tag: str  # suffix of the call's temporary names
+    feed: bool = True  # whether runs write a change feed (fastgen.json's "feed")
 
 
 @dataclass(frozen=True)
@@ -76,5 +77,5 @@ def plan(sim: Simulation, context: Context) -> Plan:
     parts = tuple(PartTask(day, index, tuple(runs_of[day]))
                   for day in sorted(runs_of) for index in range(sim.parts()))
     feeds = tuple(FeedTask(run, tuple((day, index) for day in days for index in range(sim.parts())))
-                  for run, days in touched.items())
+                  for run, days in touched.items() if context.feed)
     return Plan(context, parts, feeds, touched)

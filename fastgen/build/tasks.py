@@ -62,7 +62,7 @@ class PartResult:
 
 @dataclass
 class FeedResult:
-    task: FeedTask
+    task: FeedTask | None  # None: a run of a dataset without a feed
     files: list[StagedFile]
     rows: int
 
@@ -126,6 +126,7 @@ def make_part(context: Context, task: PartTask) -> PartResult:
                        digest_arrays([captured.after], [captured.kinds != ck.HARD_DELETE])]
             signs += [-1, 1]
             counts = {name: int((captured.kinds == kind).sum()) for name, kind in _KINDS}
+        if captured is not None and captured.kinds.size and context.feed:
             frame = feed_format.changes(run, commit_ts(context, run), sim.date_of(day),
                                         captured.kinds, captured.before, captured.after)
             path = piece_path(context, run, day, index)

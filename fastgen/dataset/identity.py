@@ -1,4 +1,4 @@
-"""``fastgen.json``: what a dataset is (format version, start date, file format, model), and
+"""``fastgen.json``: what a dataset is (format version, start date, file format, feed, model), and
 the check that ties it to the data.
 
 Every manifest records the identity its run was made with, so an edited, replaced or deleted
@@ -35,6 +35,8 @@ from fastgen.errors import UsageError
 from fastgen.formats import FORMATS
 
 GENERATOR = "fastgen"
+# Whether runs write a change feed: "none" is for people who only want large datasets.
+FEEDS = ("full", "none")
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,15 @@ class Identity:
     model: Model
     start: date
     format: str
+    feed: str  # "full": a change feed per run; "none": no feed (exports and manifests only)
     last_date: date | None  # the last committed run's date, as the last commit recorded it
     raw: dict
 
     def recorded(self) -> dict:
         """What every manifest records of the identity: all of it but ``last_date``."""
         # Through JSON, as a manifest holds it (tuples become lists).
-        return json.loads(json.dumps({"format": self.format, "model": self.model.to_json(),
+        return json.loads(json.dumps({"feed": self.feed, "format": self.format,
+                                      "model": self.model.to_json(),
                                       "start_date": self.start.isoformat()}))
 
 
@@ -85,13 +89,16 @@ def read(root: Path) -> Identity:
         fmt = raw["format"]
         if fmt not in FORMATS:
             raise ValueError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+        feed = raw["feed"]
+        if feed not in FEEDS:
+            raise ValueError(f"feed {feed!r} is not one of {', '.join(FEEDS)}")
         last = raw.get("last_date")
         last = None if last is None else _date(last, "last_date")
     except KeyError as exc:
         raise UsageError(f"{path} is damaged: no {exc}.") from None
     except (ConfigError, TypeError, ValueError) as exc:
         raise UsageError(f"{path} is damaged: {str(exc).rstrip('.')}.") from None
-    return Identity(model, start, fmt, last, raw)
+    return Identity(model, start, fmt, feed, last, raw)
 
 
 def _date(value: object, key: str) -> date:
@@ -108,7 +115,7 @@ def has_data(root: Path) -> bool:
     return any((root / name).exists() for name in (SALES, CHANGES, MANIFESTS))
 
 
-def create(root: Path, model: Model, start: date, fmt: str) -> list[Path]:
+def create(root: Path, model: Model, start: date, fmt: str, feed: str = "full") -> list[Path]:
     """Write the identity of a new dataset; nothing is left behind if that fails.
 
     Returns the folders it made (innermost first), for ``discard``.
@@ -116,13 +123,15 @@ def create(root: Path, model: Model, start: date, fmt: str) -> list[Path]:
     model.validate()
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}.")
+    if feed not in FEEDS:
+        raise UsageError(f"--feed must be one of {', '.join(FEEDS)}.")
     check_writable(root)
     if has_data(root):
         raise UsageError(f"{root} holds dataset folders but no {IDENTITY} (deleted?); "
                          "restore it, or use an empty folder.")
     made = [p for p in (root, *root.parents) if not p.exists()]
     raw = {"generator": GENERATOR, "format_version": FORMAT_VERSION,
-           "start_date": start.isoformat(), "format": fmt, "last_date": None,
+           "start_date": start.isoformat(), "format": fmt, "feed": feed, "last_date": None,
            "model": model.to_json()}
     tmp = root / f".{IDENTITY}.tmp"
     try:

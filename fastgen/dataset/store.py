@@ -37,6 +37,7 @@ class Dataset:
         self.model: Model = self.identity.model
         self.start: date = self.identity.start
         self.format: str = self.identity.format
+        self.feed: str = self.identity.feed
         self.sim = Simulation(self.model, self.start)
         self._writer = lock.WriterLock(self.root)
         self._made: list[Path] | None = None  # folders ``create`` made, while nothing is committed
@@ -47,8 +48,8 @@ class Dataset:
 
     @classmethod
     def create(cls, root: str | os.PathLike, model: Model, start: date,
-               fmt: str = "parquet") -> Dataset:
-        made = identity.create(Path(root), model, start, fmt)
+               fmt: str = "parquet", feed: str = "full") -> Dataset:
+        made = identity.create(Path(root), model, start, fmt, feed)
         ds = cls(root)
         ds._made = made
         return ds

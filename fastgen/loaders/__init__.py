@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-from fastgen.dataset import Dataset, DatasetError
+from fastgen.dataset import Dataset, DatasetError, UsageError
 from fastgen.loaders import cdc, full, incremental
 from fastgen.loaders.tables import is_interrupt
 from fastgen.loaders.verify import verify_warehouse
@@ -34,6 +34,9 @@ def load(strategy: str, data: str | os.PathLike | Dataset,
     raised as KeyboardInterrupt, after the rollback.
     """
     dataset = data if isinstance(data, Dataset) else Dataset(data)
+    if strategy == "cdc" and dataset.feed == "none":  # before the warehouse file is made
+        raise UsageError(f"{dataset.root} has no change feed (it was made with --feed none); "
+                         "load it with --strategy full or incremental.")
     con = connect(warehouse)
     try:
         with dataset.reading(on_wait):
