@@ -195,12 +195,7 @@ class Dataset:
               on_recovered: Callable[[list[str]], None] | None = None,
               on_start: Callable[[int], None] | None = None, on_task=None, on_run=None,
               on_wait: Wait = None) -> list:
-        """What a writer does: take the lock, recover, check the committed files, make the runs.
-
-        ``executor`` (``fastgen.build.executors``) runs the tasks, this process by default;
-        ``on_start(tasks)`` is called once the plan is made, ``on_task`` after each finished
-        task, ``on_run(summary)`` for each run made, ``on_wait`` before waiting for readers.
-        """
+        """What a writer does: lock, recover, check, make the runs (``writer.write``)."""
         return writer.write(self, days, executor=executor, on_recovered=on_recovered,
                             on_start=on_start, on_task=on_task, on_run=on_run, on_wait=on_wait)
 
