@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -132,17 +133,18 @@ def generate(ds: Dataset, days: int, *, executor=None, on_recovered=None, on_sta
         on_recovered(recovered)
     if on_start:
         on_start(batch.tasks)
+    final = ds.manifest_path(batch.last)
     try:
         summaries, made = batch.make(on_task=on_task)
         for summary in summaries if on_run else ():
             on_run(summary)
-        last = made[-1]
-        final = ds.manifest_path(last["run"])
         tmp = batch.staging.temporary(final)
-        layout.write_json(tmp, last)
-        commit.commit(ds.root, tmp, final, last["renames"], on_wait)
+        layout.write_json(tmp, made[-1])
+        commit.commit(ds.root, tmp, final, made[-1]["renames"], on_wait)
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or final.exists():
+            # Past the commit point the staged files are committed ones still owed their
+            # rename: the next start finishes them. Never discard those.
             raise
         with contextlib.suppress(Exception):
             commit.discard_staged(ds.root)
@@ -165,7 +167,8 @@ def disk_full(ds: Dataset, exc: OSError, batch) -> DiskFullError:
     name = Path(exc.filename or "")
     if name.name.startswith(".") and ".tmp-" in name.name:  # say the file's final name
         name = name.with_name(name.name[1:].rsplit(".tmp-", 1)[0])
-    where = ds.rel(name) if name.is_relative_to(ds.root) else name
+    inside = os.path.abspath(name).startswith(os.path.abspath(ds.root) + os.sep)
+    where = os.path.relpath(os.path.abspath(name), os.path.abspath(ds.root)) if inside else name
     return DiskFullError(f"No space left on device writing {where}: {free / 1e6:,.1f} MB "
                         f"free, and this call needs about {batch.estimated_bytes() / 1e6:,.0f}"
                         " MB; free some space and run again (the last committed state is "
