@@ -211,10 +211,10 @@ def test_loads_hash_only_files_the_writers_cache_has_not_vouched_for(loaded, tmp
     checked = load_checked(data)
     last = Dataset(data).snapshot()
     hashed: list[str] = []
-    from fastgen.loaders import files
+    from fastgen.dataset import check  # loads check their files with check.mismatches
 
-    real = files.file_checksum
-    monkeypatch.setattr(files, "file_checksum", lambda path: hashed.append(str(path)) or real(path))
+    real = check.file_checksum
+    monkeypatch.setattr(check, "file_checksum", lambda path: hashed.append(str(path)) or real(path))
     for strategy in STRATEGIES:
         hashed.clear()
         load(strategy, data, tmp_path / f"{strategy}.duckdb")  # from empty: every file

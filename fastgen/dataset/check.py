@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -45,30 +47,73 @@ def save_checked(root: Path, checked: dict) -> None:
         os.replace(tmp, root / CHECKED)
 
 
-def file_problems(ds: Dataset, last: dict | None, *, checksums: bool,
-                  checked: dict | None = None) -> list[str]:
-    """Files that are missing, of the wrong size or checksum, or foreign to the dataset.
+@dataclass(frozen=True)
+class Mismatch:
+    """A committed file that is not what its manifest lists."""
 
-    ``checked`` maps files to the stat signature at which they last matched their checksum;
-    those are not hashed again, and the ones hashed now are added to it.
+    rel: str
+    kind: str  # "unlisted", "missing", "size" or "checksum"
+    size: int = 0  # its size on disk, for "size"
+    expected: int = 0  # the size the manifest lists, for "size"
+
+
+def mismatches(ds: Dataset, last: dict | None, rels: list[str], checked: dict,
+               *, record: bool) -> list[Mismatch]:
+    """Each of these committed files (under its temporary name while a crashed commit still
+    owes its rename) that is unlisted in ``last``, missing, of another size or checksum.
+
+    ``checked`` maps files to the stat signature at which they last matched their checksum:
+    those are not hashed again; with ``record``, the files that match now are added to it
+    (the writer's cache; readers pass it read-only). hashlib releases the GIL on large
+    buffers, so files are hashed in threads; a failure or Ctrl-C cancels the queued ones.
     """
-    problems = []
     listed = (last or {}).get("files", {})
     owed = ds.owed(last)
-    for rel, info in listed.items():
-        path = owed.get(rel, ds.root / rel)
-        if not path.exists():
-            problems.append(f"{rel} is missing")
-        elif path.stat().st_size != info["bytes"]:
-            problems.append(f"{rel} has {path.stat().st_size} bytes, the manifest says {info['bytes']}")
-        elif checksums:
-            sig = signature(path, info["sha256"])
-            if checked is not None and checked.get(rel) == sig:
-                continue
-            if file_checksum(path) != info["sha256"]:
-                problems.append(f"{rel} does not match its checksum")
-            elif checked is not None:
-                checked[rel] = sig
+    found: dict[int, Mismatch] = {}
+    todo = []
+    for n, rel in enumerate(rels):
+        info, path = listed.get(rel), owed.get(rel, ds.root / rel)
+        if info is None:
+            found[n] = Mismatch(rel, "unlisted")
+            continue
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            found[n] = Mismatch(rel, "missing")
+            continue
+        if size != info["bytes"]:
+            found[n] = Mismatch(rel, "size", size, info["bytes"])
+            continue
+        sig = signature(path, info["sha256"])
+        if checked.get(rel) != sig:
+            todo.append((n, rel, path, info["sha256"], sig))
+    if todo:
+        pool = ThreadPoolExecutor(min(len(todo), os.cpu_count() or 1))
+        try:
+            for (n, rel, _, expected, sig), actual in zip(
+                    todo, pool.map(lambda item: file_checksum(item[2]), todo)):
+                if actual != expected:
+                    found[n] = Mismatch(rel, "checksum")
+                elif record:
+                    checked[rel] = sig
+        finally:
+            pool.shutdown(cancel_futures=True)
+    return [found[n] for n in sorted(found)]
+
+
+def file_problems(ds: Dataset, last: dict | None, *, checked: dict | None = None) -> list[str]:
+    """Files that are missing, of the wrong size or checksum, or foreign to the dataset.
+
+    ``checked`` works as in ``mismatches``: files whose signature it holds are not hashed
+    again, and the ones that match now are added to it.
+    """
+    listed = (last or {}).get("files", {})
+    wording = {"missing": "{rel} is missing",
+               "size": "{rel} has {size} bytes, the manifest says {expected}",
+               "checksum": "{rel} does not match its checksum"}
+    problems = [wording[m.kind].format(**vars(m)) for m in
+                mismatches(ds, last, list(listed), {} if checked is None else checked,
+                           record=checked is not None)]
     for folder in (SALES, CHANGES):
         base = ds.root / folder
         if base.is_dir():
@@ -135,7 +180,7 @@ def verify(ds: Dataset) -> list[str]:
         return problems or [str(exc).split("; run")[0]]
     if last is None:
         return problems
-    problems += file_problems(ds, last, checksums=True)
+    problems += file_problems(ds, last)
     owed = ds.owed(last)
     for day, truth in last["partitions"].items():
         paths = [owed.get(p, ds.root / p) for p in truth["files"]]

@@ -96,7 +96,7 @@ def check_committed_files(ds: Dataset) -> None:
     checked = check.load_checked(ds.root)
     problems = check.manifest_problems(ds, checked=checked)
     if not problems:
-        problems = check.file_problems(ds, ds.committed(), checksums=True, checked=checked)
+        problems = check.file_problems(ds, ds.committed(), checked=checked)
     if problems:
         raise DatasetError(f"the dataset is corrupt ({problems[0]}"
                            f"{'' if len(problems) == 1 else f', and {len(problems) - 1} more'}); "
