@@ -18,14 +18,15 @@ import numpy as np
 import polars as pl
 
 from fastgen.build.plan import Context, FeedTask, PartTask
-from fastgen.dataset.layout import CHANGES, SALES, tmp_name
+from fastgen.dataset import layout
+from fastgen.dataset.layout import tmp_name
 from fastgen.digest import Digest, digest_arrays
 from fastgen.faults import fault
 from fastgen.formats import FORMATS, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
 from fastgen.model import Part, Simulation
-from fastgen.schema import FEED_PARTITION_KEY, PARTITION_KEY, SALES_SCHEMA
+from fastgen.schema import SALES_SCHEMA
 
 PIECE = ".arrow"
 _KINDS = (("updates", ck.UPDATE), ("soft_deletes", ck.SOFT_DELETE),
@@ -74,18 +75,13 @@ def simulation(context: Context) -> Simulation:
 
 
 # ---- names ---------------------------------------------------------------------------------
-def day_folder(context: Context, day: int) -> Path:
-    sim = simulation(context)
-    return context.root / SALES / f"{PARTITION_KEY}={sim.date_of(day)}"
-
-
 def run_folder(context: Context, run: int) -> Path:
-    sim = simulation(context)
-    return context.root / CHANGES / f"{FEED_PARTITION_KEY}={sim.date_of(run)}"
+    return layout.run_folder(context.root, simulation(context).date_of(run))
 
 
 def part_path(context: Context, day: int, index: int) -> Path:
-    return day_folder(context, day) / f"part-{index:05d}{FORMATS[context.format].EXTENSION}"
+    return (layout.day_folder(context.root, simulation(context).date_of(day))
+            / layout.part_name(index, FORMATS[context.format].EXTENSION))
 
 
 def piece_path(context: Context, run: int, day: int, index: int) -> Path:
@@ -200,7 +196,7 @@ class _FeedWriter:
             return
         frame = pl.concat(self.pieces) if self.pieces else feed_format.inserts(
             0, datetime(1970, 1, 1), pl.DataFrame(schema=SALES_SCHEMA), np.empty(0, "M8[D]"))
-        path = self.folder / f"part-{len(self.files):05d}{FORMATS[self.context.format].EXTENSION}"
+        path = self.folder / layout.part_name(len(self.files), FORMATS[self.context.format].EXTENSION)
         self.files.append(_stage(self.context, frame, path))
         self.rows += frame.height
         self.pieces, self.pending = [], 0

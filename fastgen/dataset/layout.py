@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import date
 from pathlib import Path
 
 from fastgen.errors import UsageError
+from fastgen.schema import FEED_PARTITION_KEY, PARTITION_KEY
 
 FORMAT_VERSION = 3
 IDENTITY = "fastgen.json"
@@ -37,6 +39,24 @@ def tmp_name(final: Path, tag: str) -> Path:
 
 def is_temporary(path: Path) -> bool:
     return path.name.startswith(".") and ".tmp-" in path.name
+
+
+def final_name(path: Path) -> Path:
+    """The name ``path`` gets when its commit renames it (itself if not temporary)."""
+    return path.with_name(path.name[1:].rsplit(".tmp-", 1)[0]) if is_temporary(path) else path
+
+
+def day_folder(root: Path, day: date) -> Path:
+    return root / SALES / f"{PARTITION_KEY}={day}"
+
+
+def run_folder(root: Path, run: date) -> Path:
+    return root / CHANGES / f"{FEED_PARTITION_KEY}={run}"
+
+
+def part_name(index: int, ext: str) -> str:
+    """File ``index`` of a day's export or of a run's feed."""
+    return f"part-{index:05d}{ext}"
 
 
 def fsync_dir(path: Path) -> None:

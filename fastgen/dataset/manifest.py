@@ -14,7 +14,7 @@ import re
 from datetime import date
 from pathlib import Path
 
-from fastgen.dataset.layout import FORMAT_VERSION, MANIFESTS
+from fastgen.dataset.layout import FORMAT_VERSION, MANIFESTS, final_name
 from fastgen.errors import DatasetError
 from fastgen.schema import FEED_PARTITION_KEY
 
@@ -80,8 +80,7 @@ def shape_problem(manifest: object, path: Path) -> str | None:
         return problem
     if manifest["format_version"] != FORMAT_VERSION:
         return f"format version {manifest['format_version']}, expected {FORMAT_VERSION}"
-    final = path.name[1:].rsplit(".tmp-", 1)[0] if path.name.startswith(".") else path.name
-    named = run_date_of(path.with_name(final))
+    named = run_date_of(final_name(path))
     if named is None or manifest["run_date"] != named.isoformat():
         return f"run_date {manifest['run_date']!r} does not match its file name"
     for day, truth in manifest["partitions"].items():

@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from fastgen.config import Model
-from fastgen.dataset import check, identity, lock, snapshot, writer
+from fastgen.dataset import check, identity, layout, lock, snapshot, writer
 from fastgen.dataset import manifest as manifests
 from fastgen.dataset.layout import IDENTITY, MANIFESTS, SALES
 from fastgen.errors import DatasetError, LockedError, UsageError
@@ -67,8 +67,8 @@ class Dataset:
         return str(path.relative_to(self.root))
 
     def part_path(self, day: int, index: int) -> Path:
-        return (self.root / SALES / f"{PARTITION_KEY}={self.sim.date_of(day)}"
-                / f"part-{index:05d}{self.ext}")
+        folder = layout.day_folder(self.root, self.sim.date_of(day))
+        return folder / layout.part_name(index, self.ext)
 
     def manifest_path(self, run: int) -> Path:
         return self.root / MANIFESTS / f"{FEED_PARTITION_KEY}={self.sim.date_of(run)}.json"

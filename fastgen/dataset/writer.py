@@ -164,9 +164,7 @@ def check_days(ds: Dataset, days: int) -> None:
 
 def disk_full(ds: Dataset, exc: OSError, batch) -> DiskFullError:
     free = shutil.disk_usage(ds.root).free
-    name = Path(exc.filename or "")
-    if name.name.startswith(".") and ".tmp-" in name.name:  # say the file's final name
-        name = name.with_name(name.name[1:].rsplit(".tmp-", 1)[0])
+    name = layout.final_name(Path(exc.filename or ""))  # the name a user will know
     inside = os.path.abspath(name).startswith(os.path.abspath(ds.root) + os.sep)
     where = os.path.relpath(os.path.abspath(name), os.path.abspath(ds.root)) if inside else name
     return DiskFullError(f"No space left on device writing {where}: {free / 1e6:,.1f} MB "

@@ -55,7 +55,8 @@ def check_files(dataset: Dataset, last: dict, rels: list[str]) -> None:
     silently wrong rows.
 
     Cost (``fastgen.dataset.check.mismatches``): hashing reads each file once more, in
-    threads: 0.04 s for the 70 MB of a full load of 30 days of 100k rows here (files in the OS cache), against 1.3 s for the load itself.
+    threads: 0.04 s for the 70 MB of a full load of 30 days of 100k rows here (files in the
+    OS cache), against 1.3 s for the load itself.
     Files the writer's start already hashed, whose stat signature (inode, size, mtime, ctime)
     is still the one cached in ``.fastgen.checked``, are not hashed again (that load then
     checks in 3 ms): in a daily pipeline that is everything but the last call's files. The
