@@ -45,12 +45,15 @@ class RunSummary:
 class Batch:
     """Runs ``last_run + 1 .. last_run + days`` of ``dataset``."""
 
-    def __init__(self, dataset: Dataset, days: int, executor: Executor | None = None):
+    def __init__(self, dataset: Dataset, days: int, executor: Executor | None = None, *,
+                 previous: dict | None = None):
         self.ds, self.sim = dataset, dataset.sim
         self.first = dataset.last_run() + 1
         self.last = self.first + days - 1
         self.staging = commit.Staging(dataset.root, tag=str(self.last))
-        self.previous = dataset.snapshot(self.first - 1) if self.first else None
+        # The state the call starts from: the last commit's snapshot (``previous`` if the
+        # caller read it already).
+        self.previous = (previous or dataset.snapshot(self.first - 1)) if self.first else None
         self.executor = executor or Serial()
         # Absolute: workers of a cluster do not share this process's working directory.
         self.context = Context(Path(os.path.abspath(dataset.root)), dataset.model, dataset.start,

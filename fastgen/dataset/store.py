@@ -119,8 +119,10 @@ class Dataset:
         ``partitions`` holding every day's truth and ``files`` every current file."""
         read = self._reader()
         last = read(run)
-        if last is None:
-            return None
+        return None if last is None else self._resolved(read, last)
+
+    @staticmethod
+    def _resolved(read: Callable[[int | None], dict | None], last: dict) -> dict:
         return {**last, "partitions": snapshot.truth(read, last),
                 "files": snapshot.files(read, last)}
 
@@ -136,7 +138,8 @@ class Dataset:
         the last manifest is not a commit point) or the data was made with another identity
         than fastgen.json's (edited, replaced), naming the keys; None when no run is committed.
         """
-        last = self.manifest()
+        read = self._reader()  # one listing and one read of the last manifest for the chain
+        last = read(None)
         recorded = self.identity.last_date
         if last is None:
             if recorded is not None:
@@ -155,7 +158,7 @@ class Dataset:
             raise DatasetError(f"{self.root / IDENTITY} does not match the data: "
                                f"{', '.join(differ)} differ(s) from what {name} records; "
                                "restore it.")
-        return self.snapshot(last["run"])
+        return self._resolved(read, last)
 
     # ---- reading -----------------------------------------------------------------------
     @contextlib.contextmanager

@@ -43,10 +43,10 @@ def write(ds: Dataset, days: int, *, executor=None,
     ds.lock()
     try:
         recovered = recover(ds, on_wait, discard=False)
-        check_committed_files(ds)
+        last = check_committed_files(ds)
         return generate(ds, days, executor=executor, on_recovered=on_recovered,
                         on_start=on_start, on_task=on_task, on_run=on_run,
-                        on_wait=on_wait, recovered=recovered)
+                        on_wait=on_wait, recovered=recovered, previous=last)
     except BaseException as exc:
         if executor is not None:
             # Stop the workers while this process still holds the lock: none of them may
@@ -85,8 +85,9 @@ def recover(ds: Dataset, on_wait: Wait = None, *, discard: bool = True) -> list[
     return done
 
 
-def check_committed_files(ds: Dataset) -> None:
+def check_committed_files(ds: Dataset) -> dict | None:
     """Before writing: manifests complete and unedited, committed files unchanged, nothing foreign.
+    Returns the last commit's snapshot it checked (None before the first commit).
 
     Checksums are recomputed only for files whose stat signature changed since a start last
     checked them (cached in .fastgen.checked), so a start hashes about what the previous run
@@ -94,30 +95,34 @@ def check_committed_files(ds: Dataset) -> None:
     here, and grows with history. Silent bit rot that keeps the signature is left to verify.
     """
     checked = check.load_checked(ds.root)
+    last = None
     problems = check.manifest_problems(ds, checked=checked)
     if not problems:
-        problems = check.file_problems(ds, ds.committed(), checked=checked)
+        last = ds.committed()
+        problems = check.file_problems(ds, last, checked=checked)
     if problems:
         raise DatasetError(f"the dataset is corrupt ({problems[0]}"
                            f"{'' if len(problems) == 1 else f', and {len(problems) - 1} more'}); "
                            "run `fastgen verify` and repair or remove it; nothing was written.")
     check.save_checked(ds.root, checked)
+    return last
 
 
 def generate(ds: Dataset, days: int, *, executor=None, on_recovered=None, on_start=None,
              on_task=None, on_run=None, on_wait: Wait = None,
-             recovered: list[str] | None = None) -> list:
+             recovered: list[str] | None = None, previous: dict | None = None) -> list:
     """Make ``days`` more runs in one batch and commit them; the caller holds the lock.
 
     Finished tasks of an interrupted call of the same runs are reused; any other call's
     staged files are removed first. A batch that is interrupted, or whose tasks fail,
     keeps its finished tasks for the next call (the committed state is untouched); one
     that fills the disk removes its temporary files at once, since the disk needs the space.
+    ``previous``: the last commit's snapshot, if the caller has read it already.
     """
     from fastgen.build import Batch
 
     check_days(ds, days)
-    batch = Batch(ds, days, executor)
+    batch = Batch(ds, days, executor, previous=previous)
     done = batch.resumable()
     recovered = list(recovered or [])
     if done is None:
