@@ -96,6 +96,19 @@ class Dataset:
         """
         return self._reader()(run)
 
+    def manifests(self, first: int, last: int) -> list[dict]:
+        """The manifests of runs ``first .. last`` in order, read with one listing of the
+        folder; DatasetError naming the first one missing."""
+        read = self._reader()
+        out = []
+        for run in range(first, last + 1):
+            manifest = read(run)
+            if manifest is None:
+                raise DatasetError(f"the manifest of run {run} ({self.sim.date_of(run)}) is "
+                                   f"missing from {self.root}; run `fastgen verify`.")
+            out.append(manifest)
+        return out
+
     def _reader(self) -> Callable[[int | None], dict | None]:
         """Reads manifests by run, listing the folder and the owed renames once."""
         runs = self.committed_runs()

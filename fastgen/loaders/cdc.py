@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
-from fastgen.dataset import Dataset, DatasetError
+from fastgen.dataset import Dataset
 from fastgen.loaders.files import check_files, committed_paths, feed_select, file_bytes
 from fastgen.loaders.tables import TABLE, TABLE_COLUMNS, State
 from fastgen.loaders.warehouse import LoadStats, Work, affected, run_load
@@ -39,7 +39,7 @@ def load(dataset: Dataset, con: duckdb.DuckDBPyConnection) -> LoadStats:
 def _apply(con: duckdb.DuckDBPyConnection, dataset: Dataset, before: State | None,
            last: dict) -> Work:
     first = before.last_run + 1 if before else 0
-    feeds = [feed_files(dataset, run) for run in range(first, last["run"] + 1)]
+    feeds = [manifest["feed"] for manifest in dataset.manifests(first, last["run"])]
     check_files(dataset, last, [rel for rels in feeds for rel in rels])
     rows = size = changed = 0
     days: set = set()
@@ -53,15 +53,6 @@ def _apply(con: duckdb.DuckDBPyConnection, dataset: Dataset, before: State | Non
         watermark = mark if watermark is None or (mark and mark > watermark) else watermark
     return Work(rows_read=rows, bytes_read=size, partitions=len(days), rows_changed=changed,
                 watermark=watermark)
-
-
-def feed_files(dataset: Dataset, run: int) -> list[str]:
-    """The files of one run's feed (several parts for a very large run), from its manifest."""
-    manifest = dataset.manifest(run)
-    if manifest is None:
-        raise DatasetError(f"the manifest of run {run} ({dataset.sim.date_of(run)}) is "
-                           f"missing from {dataset.root}; run `fastgen verify`.")
-    return manifest["feed"]
 
 
 def apply_feed(con: duckdb.DuckDBPyConnection, dataset: Dataset, paths: list[str]):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import duckdb
 
-from fastgen.dataset import Dataset, DatasetError
+from fastgen.dataset import Dataset
 from fastgen.loaders.files import check_files, file_bytes
 from fastgen.loaders.tables import TABLE, State
 from fastgen.loaders.warehouse import LoadStats, Work, affected, insert_files, run_load
@@ -37,11 +37,7 @@ def changed_days(dataset: Dataset, after_run: int, last: dict) -> list[str]:
     if after_run < 0:
         return sorted(last["partitions"])
     days: set[str] = set()
-    for run in range(after_run + 1, last["run"] + 1):
-        manifest = dataset.manifest(run)
-        if manifest is None:
-            raise DatasetError(f"the manifest of run {run} ({dataset.sim.date_of(run)}) is "
-                               f"missing from {dataset.root}; run `fastgen verify`.")
+    for manifest in dataset.manifests(after_run + 1, last["run"]):
         days.update(manifest["touched"])
     return sorted(days)
 
