@@ -28,6 +28,7 @@ import pytest
 from fastgen.config import ChangeModel, Model, SalesModel
 from fastgen.dataset import FORMAT_VERSION, Dataset
 from fastgen.dataset.manifest import checksum as manifest_checksum
+from fastgen.dataset.snapshot import CHECKPOINT_RUNS
 from fastgen.digest import digest_arrays
 from fastgen.formats import parquet, write_file
 from fastgen.model import Simulation
@@ -128,15 +129,20 @@ def _committed_at(root: Path, model: Model, run: int) -> Dataset:
         partitions[sim.date_of(day).isoformat()] = truth | {
             "last_run": run, "files": [str(ds.part_path(day, k).relative_to(root))
                                        for k in range(sim.parts())]}
-    # Only what a daily run reads of its previous manifest is meaningful; the rest is shape.
-    manifest = {"format_version": FORMAT_VERSION, "run": run,
-                "run_date": sim.date_of(run).isoformat(), "commit_ts": "", "counts": {},
-                "touched": [], "feed": [], "partitions": partitions,
-                "identity": ds.identity.recorded(), "files": files, "renames": [],
-                "bytes_written": 0}
-    manifest["checksum"] = manifest_checksum(manifest)
+    # Only what a daily run reads of its previous manifests is meaningful; the rest is shape.
+    # The truth is read from the last checkpoint on (fastgen.dataset.snapshot): every run
+    # from there holds the same partitions, and the last one is the commit listing the files.
     ds.manifest_path(run).parent.mkdir(parents=True, exist_ok=True)
-    ds.manifest_path(run).write_text(json.dumps(manifest))
+    for r in range(run - run % CHECKPOINT_RUNS, run + 1):
+        manifest = {"format_version": FORMAT_VERSION, "run": r,
+                    "run_date": sim.date_of(r).isoformat(), "commit_ts": "", "counts": {},
+                    "touched": [], "feed": [], "partitions": partitions,
+                    "identity": ds.identity.recorded()}
+        if r == run:
+            manifest |= {"files": files, "files_complete": True, "renames": [],
+                         "bytes_written": 0}
+        manifest["checksum"] = manifest_checksum(manifest)
+        ds.manifest_path(r).write_text(json.dumps(manifest))
     return ds
 
 
