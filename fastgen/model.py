@@ -248,6 +248,24 @@ class Simulation:
         slots = cols["sale_id"] - (day * self.rows + 1)
         return Part(day, index, day, slots, np.ones(slots.size, np.bool_), cols)
 
+    def new_part_and_inserts(self, day: int, index: int
+                             ) -> tuple[Part, dict[str, np.ndarray], np.ndarray]:
+        """``new_part(day, index)`` and what run ``day`` inserts in the same row range
+        (``inserts(day, lo, hi)`` as arrays, with the day each row lands on), from one fill.
+
+        The part's arrays are its own: changes replayed into it leave the inserts as made.
+        """
+        lo, hi = self._part_range(index)
+        inserted = self._new_rows(day, lo, hi)
+        landing = self._land_late(day, lo, hi, inserted)
+        on_time = landing == day
+        # Late rows' sold_at moved to their day; created_at (= the new rows' sold_at) did not.
+        cols = {name: column[on_time] for name, column in inserted.items()
+                if name not in ("sold_at", "updated_at")}
+        cols["sold_at"] = cols["updated_at"] = cols["created_at"]
+        slots = cols["sale_id"] - (day * self.rows + 1)
+        return Part(day, index, day, slots, np.ones(slots.size, np.bool_), cols), inserted, landing
+
     def advance(self, part: Part, run: int, capture: bool = False) -> dict[int, Changes]:
         """Move ``part`` forward to after ``run``: add late rows, replay changes, in place.
 
@@ -352,6 +370,13 @@ class Simulation:
         """Rows ``start..stop`` that ``run`` creates, as inserted, and the day each lands on."""
         stop = self.rows if stop is None else stop
         cols = self._new_rows(run, start, stop)
+        landing = self._land_late(run, start, stop, cols)
+        return sales_frame(cols), landing
+
+    def _land_late(self, run: int, start: int, stop: int, cols: dict[str, np.ndarray]
+                   ) -> np.ndarray:
+        """Move the late rows among ``run``'s new rows ``start..stop`` to the day they were
+        sold on (in ``cols``, whose sold_at gets its own array); return each row's day."""
         cols["sold_at"] = cols["sold_at"].copy()  # shared with created_at, which stays
         rows, days = self.late(run)
         inside = (rows >= start) & (rows < stop)
@@ -359,4 +384,4 @@ class Simulation:
         landing = np.full(stop - start, run, np.int64)
         landing[rows - start] = run - days
         cols["sold_at"][rows - start] = self._late_sold_at(run, rows, days)
-        return sales_frame(cols), landing
+        return landing

@@ -108,7 +108,9 @@ class Batch:
                 [tmp_name(tasks.part_path(ctx, t.day, t.index), ctx.tag) for t in self.plan.parts]
                 + [tasks.piece_path(ctx, run, t.day, t.index)
                    for t in self.plan.parts for run in t.runs]
-                + [tasks.feed_pattern(ctx, t.run) for t in self.plan.feeds])
+                + [tmp_name(tasks.insert_path(ctx, t.day, t.index), ctx.tag)
+                   for t in self.plan.parts if t.day >= ctx.first and ctx.feed]
+                + [tasks.change_pattern(ctx, t.run) for t in self.plan.feeds])
         parts_done, feeds_done = self.parts_done, self.feeds_done
 
         def finished(task, result) -> None:
@@ -130,6 +132,8 @@ class Batch:
                   for t in self.plan.feeds}  # empty without a feed
         for result in parts:
             self.staging.owe_staged(result.file)
+            if result.inserts:
+                self.staging.owe_staged(result.inserts)
         made, summaries = [], []
         partitions = dict(self.previous["partitions"]) if self.previous else {}
         runs = range(self.first, self.last + 1)
@@ -138,6 +142,9 @@ class Batch:
             feed = by_run.get(run, tasks.FeedResult(None, [], 0))
             for staged in feed.files:
                 self.staging.owe_staged(staged)
+            if ctx.feed:  # the changes to history, then the inserts
+                inserts = [by_part[(run, k)].inserts for k in range(self.sim.parts())]
+                feed = tasks.FeedResult(feed.task, feed.files + inserts, feed.rows + self.sim.rows)
             manifest = self._manifest(run, feed, by_part, partitions)
             made.append(manifest)
             summaries.append(RunSummary(run, self.sim.date_of(run), manifest["counts"],

@@ -5,10 +5,11 @@ workers (tpchgen-rs' ``plan.rs`` does the same), so every executor makes the sam
 
 - one *part task* per part (file) of each day the call touches: it starts from the part's
   committed file (a day the dataset had before the call) or from the keys (a day the call
-  creates), moves it through every run of the call that touches its day, stages each run's
+  creates: it then also writes the run's feed inserts of the same rows, from the same
+  arrays), moves it through every run of the call that touches its day, stages each run's
   changes to it as a feed piece, and writes its export after the call's last run;
-- one *feed task* per run: it writes the run's change feed from the pieces of its touched
-  days, in day order, then the run's inserts, cut into files of about ``rows_per_file`` rows.
+- one *feed task* per run: it writes the run's changes to history from the pieces of its
+  touched days, in day order, cut into files of about ``rows_per_file`` rows.
 
 Feed tasks need the pieces, so they run after the part tasks.
 """

@@ -52,7 +52,8 @@ def finished(root: Path, head: dict) -> dict[str, dict] | None:
 def record(root: Path, task: PartTask | FeedTask, result: PartResult | FeedResult) -> None:
     if isinstance(result, PartResult):  # by hand: dataclasses.asdict deep-copies, 10x slower
         body = {"runs": {run: vars(facts) for run, facts in result.runs.items()},
-                "file": vars(result.file)}
+                "file": vars(result.file),
+                "inserts": vars(result.inserts) if result.inserts else None}
     else:
         body = {"files": [vars(f) for f in result.files], "rows": result.rows}
     with open(root / JOURNAL, "a") as journal:
@@ -60,8 +61,9 @@ def record(root: Path, task: PartTask | FeedTask, result: PartResult | FeedResul
 
 
 def part_result(task: PartTask, body: dict) -> PartResult:
+    inserts = StagedFile(**body["inserts"]) if body.get("inserts") else None
     return PartResult(task, {int(run): RunFacts(**facts) for run, facts in body["runs"].items()},
-                      StagedFile(**body["file"]))
+                      StagedFile(**body["file"]), inserts)
 
 
 def feed_result(task: FeedTask, body: dict) -> FeedResult:
@@ -76,7 +78,8 @@ def intact(root: Path, staged: StagedFile) -> bool:
 
 def reusable_part(context: Context, result: PartResult, feeds_done: set[int]) -> bool:
     """Its export is intact, and so is each piece a feed still to be made needs."""
-    if not intact(context.root, result.file):
+    if not intact(context.root, result.file) or (
+            result.inserts and not intact(context.root, result.inserts)):
         return False
     for run, facts in result.runs.items():
         if facts.piece_rows and run not in feeds_done:

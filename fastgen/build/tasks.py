@@ -26,7 +26,7 @@ from fastgen.formats import FORMATS, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
 from fastgen.model import Part, Simulation
-from fastgen.schema import SALES_SCHEMA
+from fastgen.schema import sales_frame
 
 PIECE = ".arrow"
 _KINDS = (("updates", ck.UPDATE), ("soft_deletes", ck.SOFT_DELETE),
@@ -59,6 +59,7 @@ class PartResult:
     task: PartTask
     runs: dict[int, RunFacts]
     file: StagedFile
+    inserts: StagedFile | None = None  # a new day's: its run's feed inserts of the part's rows
 
 
 @dataclass
@@ -90,10 +91,20 @@ def piece_path(context: Context, run: int, day: int, index: int) -> Path:
     return tmp_name(final, context.tag)
 
 
-def feed_pattern(context: Context, run: int) -> Path:
-    """The temporary names of a run's feed files, as a glob (their count is known only after)."""
-    return tmp_name(run_folder(context, run) / f"part-*{FORMATS[context.format].EXTENSION}",
-                    context.tag)
+def change_path(context: Context, run: int, number: int) -> Path:
+    """A file of the run's changes to history (before its inserts in name order)."""
+    return run_folder(context, run) / f"change-{number:05d}{FORMATS[context.format].EXTENSION}"
+
+
+def insert_path(context: Context, run: int, index: int) -> Path:
+    """The run's inserts of the rows of part ``index`` of its new day (late rows included)."""
+    return run_folder(context, run) / f"insert-{index:05d}{FORMATS[context.format].EXTENSION}"
+
+
+def change_pattern(context: Context, run: int) -> Path:
+    """The temporary names of a run's change files, as a glob (their count is known only after)."""
+    return tmp_name(change_path(context, run, 0).with_name(
+        f"change-*{FORMATS[context.format].EXTENSION}"), context.tag)
 
 
 def commit_ts(context: Context, run: int) -> datetime:
@@ -103,10 +114,26 @@ def commit_ts(context: Context, run: int) -> datetime:
 
 # ---- part tasks ----------------------------------------------------------------------------
 def make_part(context: Context, task: PartTask) -> PartResult:
-    """Move one part through the call's runs that touch its day; write its export after the last."""
+    """Move one part through the call's runs that touch its day; write its export after the last.
+
+    A part of a day the call creates also writes its run's feed inserts of the same rows,
+    from the same arrays (and, when no later run of the call touches the day, its export
+    from the same frame).
+    """
     sim = simulation(context)
     day, index = task.day, task.index
-    part = _starting_part(context, day, index)
+    inserts = export = None
+    if day >= context.first and context.feed:
+        part, inserted, landing = sim.new_part_and_inserts(day, index)
+        rows = sales_frame(inserted)
+        dates = np.datetime64(sim.start, "D") + landing.astype("m8[D]")
+        inserts = _stage(context, feed_format.inserts(day, commit_ts(context, day), rows, dates),
+                         insert_path(context, day, index))
+        if task.runs == (day,):
+            export = rows.filter(pl.Series(landing == day))
+        del rows, inserted
+    else:
+        part = _starting_part(context, day, index)
     digest = digest_arrays([part.columns], [part.alive])
     facts: dict[int, RunFacts] = {}
     for run in task.runs:
@@ -134,9 +161,9 @@ def make_part(context: Context, task: PartTask) -> PartResult:
         digest = Digest.combine(pieces, signs)
         facts[run] = RunFacts(digest.to_json(), counts, *piece)
     final = part_path(context, day, index)
-    written = _stage(context, part.frame(), final)
+    written = _stage(context, export if export is not None else part.frame(), final)
     fault("partition")
-    return PartResult(task, facts, written)
+    return PartResult(task, facts, written, inserts)
 
 
 def _starting_part(context: Context, day: int, index: int) -> Part:
@@ -156,50 +183,23 @@ def _starting_part(context: Context, day: int, index: int) -> Part:
 
 # ---- feed tasks ----------------------------------------------------------------------------
 def make_feed(context: Context, task: FeedTask) -> FeedResult:
-    """Write one run's feed: its pieces in day order, then its inserts, in files of about
-    ``rows_per_file`` rows (whole pieces each, so the cut is a function of the seed)."""
-    sim = simulation(context)
+    """Write one run's changes to history: its pieces in day order, in files of about
+    ``rows_per_file`` rows (whole pieces each, so the cut is a function of the seed). The
+    run's inserts were written by the parts of its new day."""
     run = task.run
-    writer = _FeedWriter(context, run)
-    for day, index in task.pieces:
-        writer.add(pl.read_ipc(piece_path(context, run, day, index)))
-    ts = commit_ts(context, run)
-    step = context.model.rows_per_file
-    for lo in range(0, sim.rows, step):
-        rows, landing = sim.inserts(run, lo, min(lo + step, sim.rows))
-        days = np.unique(landing)
-        dates = np.array([np.datetime64(sim.date_of(int(d)), "D") for d in days])
-        writer.add(feed_format.inserts(run, ts, rows, dates[np.searchsorted(days, landing)]))
-    writer.flush()
+    files, batch, pending, rows = [], [], 0, 0
+    for n, (day, index) in enumerate(task.pieces):
+        piece = pl.read_ipc(piece_path(context, run, day, index))
+        batch.append(piece)
+        pending += piece.height
+        rows += piece.height
+        if pending >= context.model.rows_per_file or n == len(task.pieces) - 1:
+            files.append(_stage(context, pl.concat(batch), change_path(context, run, len(files))))
+            batch, pending = [], 0
     fault("feed")
     for day, index in task.pieces:
         piece_path(context, run, day, index).unlink(missing_ok=True)
-    return FeedResult(task, writer.files, writer.rows)
-
-
-class _FeedWriter:
-    def __init__(self, context: Context, run: int):
-        self.context = context
-        self.folder = run_folder(context, run)
-        self.pieces: list[pl.DataFrame] = []
-        self.pending = self.rows = 0
-        self.files: list[StagedFile] = []
-
-    def add(self, piece: pl.DataFrame) -> None:
-        self.pieces.append(piece)
-        self.pending += piece.height
-        if self.pending >= self.context.model.rows_per_file:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self.pieces and self.files:
-            return
-        frame = pl.concat(self.pieces) if self.pieces else feed_format.inserts(
-            0, datetime(1970, 1, 1), pl.DataFrame(schema=SALES_SCHEMA), np.empty(0, "M8[D]"))
-        path = self.folder / layout.part_name(len(self.files), FORMATS[self.context.format].EXTENSION)
-        self.files.append(_stage(self.context, frame, path))
-        self.rows += frame.height
-        self.pieces, self.pending = [], 0
+    return FeedResult(task, files, rows)
 
 
 def _stage(context: Context, frame: pl.DataFrame, final: Path) -> StagedFile:

@@ -23,7 +23,7 @@ from pathlib import Path
 from fastgen.errors import UsageError
 from fastgen.schema import FEED_PARTITION_KEY, PARTITION_KEY
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 IDENTITY = "fastgen.json"
 LOCK = ".fastgen.lock"
 COMMIT_LOCK = ".fastgen.commit.lock"

@@ -1,7 +1,8 @@
 """The change feed of a run (DESIGN.md section 4), as Debezium shapes it.
 
-A run's feed is one or more files, read in name order: its changes to history (by day, then
-sale_id), then its inserts (by sale_id). One row per change: ``op`` (insert / update / delete; a soft delete is an update whose
+A run's feed is one or more files, read in name order: its changes to history
+(``change-NNNNN``, by day, then sale_id; none in a run that changes nothing), then its inserts
+(``insert-NNNNN``, one per part of the run's new day, by sale_id). One row per change: ``op`` (insert / update / delete; a soft delete is an update whose
 ``after`` has is_deleted), ``commit_version`` (the run), ``commit_ts``, ``sale_id``,
 ``sale_date`` and full row images ``before`` and ``after`` (null where they do not apply).
 A run touches a sale_id at most once, so its rows may be applied in any order.
