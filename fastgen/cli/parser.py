@@ -1,0 +1,135 @@
+"""The command line's arguments: every command, option and type, and one line for bad input."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import date
+from pathlib import Path
+
+from fastgen.config import Model
+from fastgen.errors import UsageError
+
+_FLOATS = lambda text: tuple(float(x) for x in text.split(","))  # noqa: E731
+MODEL_OPTIONS = [
+    ("--seed", None, "seed", int, "seed of every random number"),
+    ("--rows-per-day", "sales", "rows_per_day", int, "new rows per run"),
+    ("--rush-hours", "sales", "rush_hours", _FLOATS, "comma-separated peaks of the time of day, in hours"),
+    ("--rush-weights", "sales", "rush_weights", _FLOATS, "comma-separated weights of the peaks"),
+    ("--rush-sigma", "sales", "rush_sigma", float, "standard deviation of each peak, in hours"),
+    ("--stores", "sales", "stores", int, "number of stores"),
+    ("--products", "sales", "products", int, "number of products"),
+    ("--store-skew", "sales", "store_skew", float, "Zipf exponent of store popularity"),
+    ("--product-skew", "sales", "product_skew", float, "Zipf exponent of product popularity"),
+    ("--quantity-min", "sales", "quantity_min", int, "smallest quantity"),
+    ("--quantity-max", "sales", "quantity_max", int, "largest quantity"),
+    ("--price-min-cents", "sales", "price_min_cents", int, "lowest unit price, in cents"),
+    ("--price-max-cents", "sales", "price_max_cents", int, "highest unit price, in cents"),
+    ("--sigmoid-steepness", "changes", "sigmoid_steepness", float, "steepness of the sigmoid over a day's position in history"),
+    ("--sigmoid-switch-days", "changes", "sigmoid_switch_days", int, "history length from which the midpoint is H - recent days (before: H/2)"),
+    ("--sigmoid-recent-days", "changes", "sigmoid_recent_days", int, "days before the newest at which the sigmoid's midpoint sits"),
+    ("--update-rate", "changes", "update_rate", float, "probability that a live row of a changed day is updated"),
+    ("--delete-rate", "changes", "delete_rate", float, "probability that a live row of a changed day is deleted"),
+    ("--delete-mode", "changes", "delete_mode", str, "soft, hard or mixed deletes"),
+    ("--soft-delete-share", "changes", "soft_delete_share", float, "share of soft deletes in mixed mode"),
+    ("--late-share", "changes", "late_share", float, "share of a run's new rows that arrive late"),
+    ("--late-max-days", "changes", "late_max_days", int, "largest lateness, in days"),
+    ("--late-decay", "changes", "late_decay", float, "P(lateness k) is proportional to decay**(k-1)"),
+    ("--rows-per-file", None, "rows_per_file", int, "rows of one day per file"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every bad input
+        raise UsageError(f"{message} (see `{self.prog} --help`).")
+
+
+def _date(text: str) -> date:
+    # fromisoformat alone also takes 20250101 and 2025-W01-3.
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; name a dataset folder")
+    return Path(text)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fastgen", description="Deterministic daily-changing sales data.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    defaults = Model()
+
+    gen = sub.add_parser("generate", help="make the next days of data")
+    gen.add_argument("--data", type=_folder, default=Path("data"),
+                     help="dataset folder (default: data)")
+    gen.add_argument("--start-date", type=_date, default=None,
+                     help="first day of a new dataset; ignored when resuming (default: today)")
+    gen.add_argument("--days", type=_positive, default=1, help="runs to make (default: 1)")
+    gen.add_argument("--format", choices=["parquet", "csv"], default=None,
+                     help="file format of a new dataset (default: parquet)")
+    gen.add_argument("--feed", choices=["full", "none"], default=None,
+                     help="full: every run writes its change feed; none: exports and manifests "
+                          "only, for large datasets (no CDC) (default: full)")
+    gen.add_argument("--workers", type=_positive, default=None,
+                     help="make the call's partitions on this many local processes "
+                          "(default: this process); same bytes")
+    gen.add_argument("--dask", metavar="ADDRESS", default=None,
+                     help="make them on a Dask cluster instead: 'local' starts one here with "
+                          "--workers processes, tcp://HOST:PORT uses a running scheduler whose "
+                          "workers share the dataset folder; needs fastgen[dask] (default: none)")
+    gen.add_argument("--sink", metavar="URL", default=None,
+                     help="after the runs commit, apply them to this database as `fastgen sink "
+                          "--to URL` does (default: none)")
+    for flag, section, name, kind, text in MODEL_OPTIONS:
+        holder = getattr(defaults, section) if section else defaults
+        default = getattr(holder, name)
+        shown = ",".join(f"{x:g}" for x in default) if isinstance(default, tuple) else default
+        kwargs = {"choices": ["soft", "hard", "mixed"]} if name == "delete_mode" else {}
+        gen.add_argument(flag, type=_positive if kind is int and name not in ("seed",) else kind,
+                         default=None, help=f"{text} (default: {shown})", **kwargs)
+
+    info = sub.add_parser("info", help="days, rows and size of a dataset")
+    info.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")
+
+    verify = sub.add_parser("verify", help="check the files (or a warehouse, or a database) "
+                                           "against the manifests")
+    verify.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")
+    target = verify.add_mutually_exclusive_group()
+    target.add_argument("--warehouse", type=Path, default=None,
+                        help="check this DuckDB warehouse's sales table instead of the files")
+    target.add_argument("--db", metavar="URL", default=None,
+                        help="check the sales table of this sink database (sqlite:///file.db, "
+                             "postgresql://user@host:port/db) against the run it holds")
+
+    load = sub.add_parser("load", help="bring a DuckDB warehouse up to the dataset's last run")
+    load.add_argument("--strategy", required=True, choices=["full", "incremental", "cdc"],
+                      help="full: rebuild from every file; incremental: reload the days changed "
+                           "since the last load; cdc: apply the change feeds since the last load")
+    load.add_argument("--warehouse", type=Path, required=True, help="DuckDB database file")
+    load.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")
+
+    sink = sub.add_parser("sink", help="apply every committed run a database has not seen, "
+                                       "exactly once, as real inserts, updates and deletes")
+    sink.add_argument("--to", metavar="URL", required=True,
+                      help="sqlite:///relative/file.db, sqlite:////absolute/file.db or "
+                           "postgresql://user@host:port/db (password: PGPASSWORD or ~/.pgpass)")
+    sink.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")
+    return parser
+
+

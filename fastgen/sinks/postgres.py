@@ -1,0 +1,210 @@
+"""PostgreSQL target (psycopg 3).
+
+A run's feed goes, piece by piece, into a temporary staging table with COPY (CSV text
+written by Polars), then becomes three set-based statements on ``sales``:
+``INSERT ... SELECT`` (inserts), ``UPDATE ... FROM`` (updates and soft deletes: every
+column from the after image) and ``DELETE ... USING`` (hard deletes). Each is still one
+row-level change per feed row in the WAL, so logical decoding (Debezium, pgoutput) sees one
+event per change. The bulk path (a first load) is ``COPY sales FROM STDIN``.
+
+Every transaction starts with ``pg_advisory_xact_lock``: two sinks on one database take
+turns, and each re-reads the position after it got the lock. The password is never shown:
+libpq reads it from the URL, ``PGPASSWORD`` or ``~/.pgpass``, and every message from the
+server or driver is scrubbed of it (``DatabaseUrl.scrub``).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import polars as pl
+import psycopg
+
+from fastgen.errors import DatasetError, UsageError
+from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
+from fastgen.sinks.base import TABLE, Target, quoted, shape_difference
+from fastgen.sinks.position import STATE_COLUMNS, STATE_ROW_ID, STATE_TABLE, Position
+from fastgen.sinks.source import TABLE_COLUMNS, sql_types
+from fastgen.sinks.url import DatabaseUrl
+
+TYPES = sql_types({pl.Int64: "bigint", pl.Int32: "integer", pl.Boolean: "boolean",
+                   pl.Date: "date", pl.Datetime: "timestamp without time zone",
+                   pl.Decimal: "numeric({p},{s})"})
+STATE_TYPES = {"INTEGER": "integer", "TEXT": "text", "DATE": "date",
+               "TIMESTAMP": "timestamp without time zone", "BIGINT": "bigint"}
+CONNECT_SECONDS = 10  # an unreachable server fails in one line, not after minutes
+# Key of the advisory lock that serialises sinks on one database (any constant bigint).
+LOCK_KEY = 0x66617374_67656E
+STAGE = "fastgen_stage"
+TIME_TEXT = "%Y-%m-%d %H:%M:%S%.6f"
+
+_T, _S = quoted(TABLE), quoted(STAGE)
+_COLS = ", ".join(quoted(c) for c in TABLE_COLUMNS)
+_DDL = ", ".join(f"{quoted(c)} {t}{' PRIMARY KEY' if c == 'sale_id' else ''}"
+                 for c, t in TYPES.items())
+CREATE = [f"CREATE TABLE IF NOT EXISTS {_T} ({_DDL})",
+          *(f"CREATE INDEX IF NOT EXISTS {quoted(f'{TABLE}_{c}')} ON {_T} ({quoted(c)})"
+            for c in ("updated_at", "sold_at")),
+          f"CREATE TABLE IF NOT EXISTS {quoted(STATE_TABLE)} ("
+          + ", ".join(f"{quoted(c)} {STATE_TYPES[t]}{'' if null else ' NOT NULL'}"
+                      for c, t, null in STATE_COLUMNS)
+          + f", PRIMARY KEY ({quoted('id')}))"]
+EXPECTED = {TABLE: list(TYPES.items()),
+            STATE_TABLE: [(c, STATE_TYPES[t]) for c, t, _ in STATE_COLUMNS]}
+STAGE_DDL = (f"CREATE TEMP TABLE IF NOT EXISTS {_S} (op text, "
+             + ", ".join(f"{quoted(c)} {t}" for c, t in TYPES.items()) + ") ON COMMIT DROP")
+COPY_STAGE = f"COPY {_S} (op, {_COLS}) FROM STDIN (FORMAT csv)"
+COPY_SALES = f"COPY {_T} ({_COLS}) FROM STDIN (FORMAT csv)"
+INSERT = f"INSERT INTO {_T} ({_COLS}) SELECT {_COLS} FROM {_S} WHERE op = %s"
+UPDATE = (f"UPDATE {_T} AS t SET "
+          + ", ".join(f"{quoted(c)} = s.{quoted(c)}" for c in TABLE_COLUMNS if c != "sale_id")
+          + f" FROM {_S} AS s WHERE s.op = %s AND t.sale_id = s.sale_id")
+DELETE = f"DELETE FROM {_T} AS t USING {_S} AS s WHERE s.op = %s AND t.sale_id = s.sale_id"
+
+
+def _encoded_sql() -> str:
+    """SELECT of days first..last (%s, %s) in the kernels' int64 encoding."""
+    def one(name: str, kind: str) -> str:
+        q = quoted(name)
+        if kind.startswith("timestamp"):
+            us = f"(extract(epoch FROM {q}) * 1000000)::bigint"
+            return f"coalesce({us}, {NOT_DELETED})" if name == "deleted_at" else us
+        if kind.startswith("numeric"):
+            return f"({q} * 100)::bigint"
+        return f"{q}::integer::bigint" if kind == "boolean" else f"{q}::bigint"
+    cols = ", ".join(f"{one(c, TYPES[c])} AS {quoted(c)}" for c in SALES_COLUMNS)
+    return (f"SELECT ({quoted(PARTITION_KEY)} - DATE '1970-01-01')::bigint AS day, {cols} "
+            f"FROM {_T} WHERE {quoted(PARTITION_KEY)} BETWEEN %s AND %s")
+
+
+ENCODED = _encoded_sql()
+
+
+class PostgresTarget(Target):
+    def __init__(self, url: DatabaseUrl):
+        super().__init__(url)
+        try:
+            self.con = psycopg.connect(url.conninfo, connect_timeout=CONNECT_SECONDS,
+                                       autocommit=True, application_name="fastgen sink")
+        except psycopg.ProgrammingError as exc:  # libpq could not parse the URL
+            raise UsageError(f"{url} is not a valid PostgreSQL URL ({_first(exc, url)}).") \
+                from None
+        except psycopg.Error as exc:
+            raise DatasetError(f"cannot connect to {url} ({_first(exc, url)}).") from None
+
+    def close(self, committed: bool) -> None:
+        self.con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.con.transaction():
+            self.con.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+            yield
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self.con.transaction():
+            self.con.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+
+    # ---- tables --------------------------------------------------------------------------
+    def _columns(self, table: str) -> list[tuple[str, str]]:
+        rows = self.con.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+            "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
+            "ORDER BY a.attnum", [quoted(table)]).fetchall()
+        return [tuple(r) for r in rows]
+
+    def has_tables(self) -> bool:
+        return all(self._columns(t) for t in EXPECTED)
+
+    def check_shape(self) -> None:
+        for table, wanted in EXPECTED.items():
+            found = self._columns(table)
+            if found and found != wanted:
+                raise UsageError(f"the {table} table of {self.url} has another shape than "
+                                 f"fastgen's ({shape_difference(found, wanted)}); use another "
+                                 "database or schema.")
+
+    def prepare(self) -> None:
+        self.check_shape()
+        for statement in CREATE:
+            self.con.execute(statement)
+
+    def position(self) -> Position | None:
+        row = self.con.execute(f"SELECT dataset, last_run, last_run_date FROM "
+                               f"{quoted(STATE_TABLE)} WHERE id = %s", [STATE_ROW_ID]).fetchone()
+        return Position(*row) if row else None
+
+    def record(self, position: Position, method: str, changes: int) -> None:
+        self.con.execute(
+            f"INSERT INTO {quoted(STATE_TABLE)} VALUES (%s, %s, %s, %s, "
+            "localtimestamp, %s, %s) ON CONFLICT (id) DO UPDATE SET dataset = EXCLUDED.dataset, "
+            "last_run = EXCLUDED.last_run, last_run_date = EXCLUDED.last_run_date, "
+            "applied_at = EXCLUDED.applied_at, method = EXCLUDED.method, "
+            "changes = EXCLUDED.changes",
+            [STATE_ROW_ID, position.dataset, position.last_run, position.last_run_date,
+             method, changes])
+
+    def row_count(self) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {_T}").fetchone()[0]
+
+    # ---- data ---------------------------------------------------------------------------
+    def insert_rows(self, piece: pl.DataFrame) -> int:
+        with self.con.cursor() as cur:
+            with cur.copy(COPY_SALES) as copy:
+                copy.write(_csv(piece))
+            return cur.rowcount
+
+    def apply_changes(self, piece: pl.DataFrame) -> tuple[int, int, int]:
+        with self.con.cursor() as cur:
+            cur.execute(STAGE_DDL)
+            cur.execute(f"TRUNCATE {_S}")
+            with cur.copy(COPY_STAGE) as copy:
+                copy.write(_csv(piece))
+            counts = []
+            for sql, op in ((INSERT, "insert"), (UPDATE, "update"), (DELETE, "delete")):
+                cur.execute(sql, [op])
+                counts.append(cur.rowcount)
+        return tuple(counts)
+
+    def day_counts(self) -> dict[date, int]:
+        rows = self.con.execute(f"SELECT {quoted(PARTITION_KEY)}, count(*) FROM {_T} "
+                                "GROUP BY 1").fetchall()
+        return dict(rows)
+
+    def encoded(self, first: date, last: date) -> pl.DataFrame:
+        buffer = io.BytesIO()
+        with self.con.cursor() as cur:
+            # COPY takes no server-side parameters: psycopg binds the two dates client-side.
+            with cur.copy(f"COPY ({ENCODED}) TO STDOUT (FORMAT csv)", [first, last]) as copy:
+                for block in copy:
+                    buffer.write(block)
+        names = ["day", *SALES_COLUMNS]
+        if not buffer.tell():
+            return pl.DataFrame(schema={n: pl.Int64 for n in names})
+        buffer.seek(0)
+        return pl.read_csv(buffer, has_header=False, new_columns=names,
+                           schema_overrides={n: pl.Int64 for n in names})
+
+
+def _csv(piece: pl.DataFrame) -> bytes:
+    """A piece as COPY's CSV: no header, empty unquoted fields for nulls."""
+    return piece.write_csv(include_header=False, datetime_format=TIME_TEXT,
+                           date_format="%Y-%m-%d").encode()
+
+
+def _first(exc: BaseException, url: DatabaseUrl) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return url.scrub(lines[0] if lines else type(exc).__name__)
+
+
+def as_error(exc: psycopg.Error, url: DatabaseUrl) -> DatasetError:
+    """One line for a failure PostgreSQL or psycopg reported."""
+    if isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None:
+        return DatasetError(f"lost the connection to {url} ({_first(exc, url)}); the run in "
+                            "progress was rolled back by the server.")
+    return DatasetError(f"the sink into {url} failed and was rolled back ({_first(exc, url)}).")

@@ -1,0 +1,195 @@
+"""SQLite target (Python's sqlite3): the embedded default sink.
+
+The file is in WAL mode (readers, such as a poller of ``updated_at``, never block the sink
+and see whole runs). Each transaction is ``BEGIN IMMEDIATE``, which takes SQLite's write lock
+at once: a second sink waits (``busy_timeout``) instead of failing halfway.
+
+Types: SQLite stores what it is given, so fastgen gives it readable, sortable values under
+the usual declared types: timestamps as ISO text with six fraction digits (``YYYY-MM-DD
+HH:MM:SS.ffffff``, what Python's sqlite3 converters read, sorted by the ``updated_at``
+index), dates as ``YYYY-MM-DD``, money as REAL (DECIMAL(p,s) declares NUMERIC affinity; a
+double holds every cent of decimal(12,2) exactly up to 2**53 cents, and verify rounds), the
+flag as 0/1. Rows go through ``executemany`` of one prepared statement per kind of change.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import polars as pl
+
+from fastgen.errors import DatasetError, UsageError
+from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
+from fastgen.sinks.base import TABLE, Target, quoted, shape_difference
+from fastgen.sinks.position import STATE_COLUMNS, STATE_ROW_ID, STATE_TABLE, Position
+from fastgen.sinks.source import TABLE_COLUMNS, sql_types
+from fastgen.sinks.url import DatabaseUrl
+
+TYPES = sql_types({pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Boolean: "BOOLEAN",
+                   pl.Date: "DATE", pl.Datetime: "TIMESTAMP", pl.Decimal: "DECIMAL({p},{s})"})
+TIME_TEXT = "%Y-%m-%d %H:%M:%S%.6f"
+BUSY_MS = 60_000  # how long a sink waits for another one's transaction
+_COLS = ", ".join(quoted(c) for c in TABLE_COLUMNS)
+_T = quoted(TABLE)
+INSERT = f"INSERT INTO {_T} ({_COLS}) VALUES ({', '.join('?' * len(TABLE_COLUMNS))})"
+_SET = ", ".join(f"{quoted(c)} = ?" for c in TABLE_COLUMNS if c != "sale_id")
+UPDATE = f"UPDATE {_T} SET {_SET} WHERE {quoted('sale_id')} = ?"
+DELETE = f"DELETE FROM {_T} WHERE {quoted('sale_id')} = ?"
+# sale_id INTEGER PRIMARY KEY: the rowid itself, so a change finds its row in one B-tree.
+_DDL_COLUMNS = ", ".join(f"{quoted(c)} {'INTEGER PRIMARY KEY' if c == 'sale_id' else t}"
+                         for c, t in TYPES.items())
+CREATE = [f"CREATE TABLE IF NOT EXISTS {_T} ({_DDL_COLUMNS})",
+          *(f"CREATE INDEX IF NOT EXISTS {quoted(f'{TABLE}_{c}')} ON {_T} ({quoted(c)})"
+            for c in ("updated_at", "sold_at")),
+          f"CREATE TABLE IF NOT EXISTS {quoted(STATE_TABLE)} ("
+          + ", ".join(f"{quoted(c)} {t}{'' if null else ' NOT NULL'}"
+                      for c, t, null in STATE_COLUMNS)
+          + f", PRIMARY KEY ({quoted('id')}))"]
+EXPECTED = {TABLE: [(c, "INTEGER" if c == "sale_id" else t) for c, t in TYPES.items()],
+            STATE_TABLE: [(c, t) for c, t, _ in STATE_COLUMNS]}
+
+
+class SqliteTarget(Target):
+    def __init__(self, url: DatabaseUrl):
+        super().__init__(url)
+        path = url.path
+        if path.is_dir():
+            raise UsageError(f"{url} is a folder, not a database file.")
+        if not path.parent.is_dir():
+            raise UsageError(f"{url}: folder {path.parent} does not exist.")
+        self._created = not path.exists()
+        try:
+            self.con = sqlite3.connect(path, isolation_level=None, timeout=BUSY_MS / 1000)
+            self.con.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+            if self.con.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+                raise UsageError(f"{url} cannot be put in WAL mode.")
+            self.con.execute("PRAGMA synchronous = NORMAL")  # durable at each WAL checkpoint
+        except sqlite3.DatabaseError as exc:
+            raise UsageError(f"{url} is not a SQLite database ({exc}).") from None
+
+    def close(self, committed: bool) -> None:
+        self.con.close()
+        if self._created and not committed:  # a file this sink made and never filled
+            for suffix in ("", "-wal", "-shm"):
+                self.url.path.with_name(self.url.path.name + suffix).unlink(missing_ok=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        self.con.execute("BEGIN")  # a snapshot: no write lock, a sink may go on meanwhile
+        try:
+            yield
+        finally:
+            self.con.execute("ROLLBACK")
+
+    # ---- tables --------------------------------------------------------------------------
+    def _columns(self, table: str) -> list[tuple[str, str]]:
+        rows = self.con.execute("SELECT name, type FROM pragma_table_info(?)", [table])
+        return [(name, kind.upper()) for name, kind in rows]
+
+    def has_tables(self) -> bool:
+        return all(self._columns(t) for t in EXPECTED)
+
+    def check_shape(self) -> None:
+        for table, wanted in EXPECTED.items():
+            found = self._columns(table)
+            if found and found != wanted:
+                raise UsageError(f"the {table} table of {self.url} has another shape than "
+                                 f"fastgen's ({shape_difference(found, wanted)}); use another "
+                                 "database.")
+
+    def prepare(self) -> None:
+        self.check_shape()
+        for statement in CREATE:
+            self.con.execute(statement)
+
+    def position(self) -> Position | None:
+        row = self.con.execute(f"SELECT dataset, last_run, last_run_date FROM "
+                               f"{quoted(STATE_TABLE)} WHERE id = ?", [STATE_ROW_ID]).fetchone()
+        return Position(row[0], row[1], date.fromisoformat(row[2])) if row else None
+
+    def record(self, position: Position, method: str, changes: int) -> None:
+        self.con.execute(f"INSERT OR REPLACE INTO {quoted(STATE_TABLE)} VALUES "
+                         "(?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now'), ?, ?)",
+                         [STATE_ROW_ID, position.dataset, position.last_run,
+                          position.last_run_date.isoformat(), method, changes])
+
+    def row_count(self) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {_T}").fetchone()[0]
+
+    # ---- data ---------------------------------------------------------------------------
+    def insert_rows(self, piece: pl.DataFrame) -> int:
+        return self._many(INSERT, _values(piece, TABLE_COLUMNS))
+
+    def apply_changes(self, piece: pl.DataFrame) -> tuple[int, int, int]:
+        ops = piece["op"]
+        inserted = self._many(INSERT, _values(piece.filter(ops == "insert"), TABLE_COLUMNS))
+        setters = [c for c in TABLE_COLUMNS if c != "sale_id"] + ["sale_id"]
+        updated = self._many(UPDATE, _values(piece.filter(ops == "update"), setters))
+        deleted = self._many(DELETE, _values(piece.filter(ops == "delete"), ["sale_id"]))
+        return inserted, updated, deleted
+
+    def _many(self, sql: str, rows) -> int:
+        if rows is None:
+            return 0
+        return self.con.executemany(sql, rows).rowcount
+
+    def day_counts(self) -> dict[date, int]:
+        rows = self.con.execute(f"SELECT {quoted(PARTITION_KEY)}, count(*) FROM {_T} GROUP BY 1")
+        return {date.fromisoformat(d): n for d, n in rows}
+
+    def encoded(self, first: date, last: date) -> pl.DataFrame:
+        cols = ", ".join(quoted(c) for c in (PARTITION_KEY, *SALES_COLUMNS))
+        cur = self.con.execute(f"SELECT {cols} FROM {_T} WHERE {quoted(PARTITION_KEY)} "
+                               "BETWEEN ? AND ?", [first.isoformat(), last.isoformat()])
+        frame = pl.DataFrame(cur.fetchall(), schema=["day", *SALES_COLUMNS], orient="row",
+                             infer_schema_length=None)
+        stamps = [c for c, t in TYPES.items() if t == "TIMESTAMP"]
+        money = [c for c, t in TYPES.items() if t.startswith("DECIMAL")]
+        return frame.select(
+            (pl.col("day").str.to_date("%Y-%m-%d").cast(pl.Int64)).alias("day"),
+            *[(pl.col(c).str.to_datetime(TIME_TEXT, time_unit="us").cast(pl.Int64)
+               .fill_null(NOT_DELETED) if c in stamps else
+               (pl.col(c).cast(pl.Float64) * 100).round(0).cast(pl.Int64) if c in money else
+               pl.col(c).cast(pl.Int64)).alias(c) for c in SALES_COLUMNS])
+
+
+def _values(piece: pl.DataFrame, columns: list[str] | tuple[str, ...]):
+    """Rows of plain Python values (text times, float money, int flags) in ``columns``' order,
+    or None for an empty piece. Converting whole columns in Polars first keeps the per-row
+    work inside sqlite3's C loop."""
+    if piece.is_empty():
+        return None
+    out = []
+    for name in columns:
+        column = piece[name]
+        if column.dtype == pl.Datetime:
+            column = column.dt.to_string(TIME_TEXT)
+        elif column.dtype == pl.Date:
+            column = column.dt.to_string("%Y-%m-%d")
+        elif isinstance(column.dtype, pl.Decimal):
+            column = column.cast(pl.Float64)
+        elif column.dtype == pl.Boolean:
+            column = column.cast(pl.Int8)
+        out.append(column.to_list())
+    return zip(*out)
+
+
+def as_error(exc: sqlite3.Error, url: DatabaseUrl) -> DatasetError:
+    """One line for a failure SQLite reported."""
+    first = url.scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in first:
+        return UsageError(f"{url} is not a SQLite database ({first}).")
+    return DatasetError(f"the sink into {url} failed and was rolled back ({first}).")
