@@ -1,7 +1,9 @@
-"""Reprocessing cost report: ``python -m benchmarks.report results.json [--png chart.png]``.
+"""Benchmark report: ``python -m benchmarks.report results.json [--png chart.png]``.
 
-Reads the JSON that ``pytest benchmarks --benchmark-only --benchmark-json=results.json``
-writes, keeps the benchmarks of ``benchmarks/test_reprocess.py``, and prints a Markdown table
+Reads the JSON that ``pytest --benchmark-only --benchmark-json=results.json`` writes (``make
+bench``) and prints Markdown: the targets table (met / missed, ``benchmarks/suite.py``), the
+programs of the whole-process day benchmarks (``benchmarks/test_day.py``), and, from the
+benchmarks of ``benchmarks/test_reprocess.py``, a table
 of one day's cost against history length H per strategy (and the generator's own daily run),
 each strategy's fitted growth exponent (the slope of log cost against log H, over all H and
 over H >= 90, where the changed window of about 60 days is behind), and the history length
@@ -170,6 +172,43 @@ def chart(results: dict[str, dict[int, dict]], png: Path, title: str = "") -> No
     plt.close(fig)
 
 
+def targets_markdown(data: dict) -> str:
+    """The session's targets: met or missed, measured against the limit."""
+    from benchmarks.suite import Target
+
+    rows = [Target(**{k: v for k, v in t.items() if k != "met"}).row() + (f"{t['load']:.1f}",)
+            for t in data.get("targets", [])]
+    if not rows:
+        return ""
+    return "\n".join(["Targets (depend on the machine: recorded, not asserted):", "",
+                      *_table(["", "target", "measured", "limit", "load"], [list(r) for r in rows],
+                              "---"), ""])
+
+
+def day_markdown(data: dict) -> str:
+    """Each program of the whole-process day benchmarks, best of its rounds."""
+    rows = []
+    for bench in data.get("benchmarks", []):
+        if "test_day.py" not in bench.get("fullname", ""):
+            continue
+        info = bench.get("extra_info", {})
+        programs = {k: v for k, v in info.items() if isinstance(v, dict) and "wall_s" in v}
+        if not programs and "wall_s" in info:
+            programs = {bench["name"]: info}
+        for name, m in programs.items():
+            work = m.get("work_after_startup_s")
+            rows.append([name, f"{m['wall_s']:.2f} s", "" if work is None else f"{work:.2f} s",
+                         f"{m.get('work_rows_per_s', m['rows_per_s']) / 1e6:.2f}M",
+                         f"{m['mb_per_s']:.0f}", f"{m['cpu_s']:.2f}",
+                         f"{m['peak_rss'] / 1e6:.0f} MB"])
+    if not rows:
+        return ""
+    head = ["program", "wall", "work after start-up", "rows/s (of work if given)", "MB/s",
+            "CPU s", "peak RSS"]
+    return "\n".join(["A day on the user's path, whole processes (best of the rounds):", "",
+                      *_table(head, rows, "---"), ""])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report",
                                      description=__doc__.split("\n")[0])
@@ -180,13 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         results = load_results(args.results)
+        data = json.loads(Path(args.results).read_text())
     except (OSError, ValueError) as exc:
         print(f"report: cannot read {args.results}: {exc}", file=sys.stderr)
         return 2
-    if not results:
-        print(f"report: {args.results} holds no reprocessing benchmarks "
-              "(benchmarks/test_reprocess.py).", file=sys.stderr)
+    head = "\n".join(part for part in (targets_markdown(data), day_markdown(data)) if part)
+    if not results and not head:
+        print(f"report: {args.results} holds no targets, day or reprocessing benchmarks.",
+              file=sys.stderr)
         return 2
+    print(head, end="\n" if head and results else "")
+    if not results:
+        return 0
     print(markdown(results), end="")
     png = args.png or args.results.with_suffix(".png")
     try:

@@ -1,14 +1,16 @@
-"""Generator benchmarks (issues 2 and 3). Run with ``pytest benchmarks --benchmark-only``.
+"""Generator benchmarks in process (issues 2 and 3). Run with ``pytest --benchmark-only``.
 
 Sizes come from the environment so that a default run takes a few minutes here:
 
-* ``FASTGEN_BENCH_DAY_ROWS``   rows of the one-day benchmarks (default 10,000,000, as issue 2 asks)
+* ``FASTGEN_BENCH_DAY_ROWS``   rows of the fill-kernel day (default 10,000,000, as issue 2 asks)
 * ``FASTGEN_BENCH_RUN_ROWS``   rows per day of the daily-run benchmarks (default 1,000,000)
 * ``FASTGEN_BENCH_BACKFILL_ROWS`` rows per day of the 90-day backfill (default 100,000; the
   issue's scale setting is 1,000,000)
 
-Ratios that the issues state are measured in the same process, in alternating rounds, and
-asserted; seconds are only recorded.
+Ratios that the issues state are measured in the same process, in alternating rounds; like
+every figure that depends on the machine they are recorded with the ``target`` fixture and
+printed at the end of the session, not asserted (benchmarks/suite.py). The day as users run
+it, a whole ``fastgen generate`` process, is benchmarks/test_day.py.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from dataclasses import replace
 from datetime import date
@@ -30,7 +30,7 @@ from fastgen.dataset import FORMAT_VERSION, Dataset
 from fastgen.dataset.manifest import checksum as manifest_checksum
 from fastgen.dataset.snapshot import CHECKPOINT_RUNS
 from fastgen.digest import digest_arrays
-from fastgen.formats import parquet, write_file
+from fastgen.formats import write_file
 from fastgen.model import Simulation
 
 START = date(2025, 1, 1)
@@ -52,58 +52,15 @@ def day_sim() -> Simulation:
     return sim
 
 
-def test_kernels_one_day(benchmark, day_sim):
-    """Sampling alone: all columns of one day in memory (target >= 30M rows/s)."""
+def test_fill_kernel_one_day_in_memory(benchmark, target, day_sim):
+    """In process, no I/O: ``Simulation._new_rows`` of one day, the numba fill kernel making
+    sold_at, store, product, quantity, unit price and amount (int64 cents) chunk by chunk, plus
+    the sale ids, as numpy arrays. No frame, no decimals, no file: the whole-process day is
+    benchmarks/test_day.py. Target >= 30M rows/s (recorded, not asserted)."""
     benchmark.pedantic(day_sim._new_rows, args=(0, 0, DAY_ROWS), rounds=5, warmup_rounds=1)
     rate = DAY_ROWS / benchmark.stats.stats.min
     benchmark.extra_info.update(rows=DAY_ROWS, rows_per_s=rate, threads=_threads())
-
-
-def test_day_end_to_end_vs_polars_write(benchmark, day_sim, tmp_path):
-    """Sample + frame + zstd Parquet of one day, against Polars writing the same frame alone."""
-    frame = day_sim.new_part(0, 0).frame()
-    path = tmp_path / "day.parquet"
-
-    def end_to_end():
-        with open(path, "wb") as f:
-            parquet.write(day_sim.new_part(0, 0).frame(), f)
-
-    def polars_only():
-        with open(path, "wb") as f:
-            parquet.write(frame, f)
-
-    e2e, alone = [], []
-    for _ in range(3):  # alternate, so both see the same machine load
-        e2e.append(_seconds(end_to_end))
-        alone.append(_seconds(polars_only))
-    benchmark.pedantic(end_to_end, rounds=1, iterations=1)
-    ratio = min(e2e) / min(alone)
-    benchmark.extra_info.update(rows=DAY_ROWS, bytes=path.stat().st_size,
-                                rows_per_s=DAY_ROWS / min(e2e), polars_write_s=min(alone),
-                                end_to_end_s=min(e2e), ratio_to_polars_write=ratio)
-    print(f"\nend to end {min(e2e):.2f} s ({DAY_ROWS / min(e2e) / 1e6:.1f}M rows/s), "
-          f"Polars write alone {min(alone):.2f} s, ratio {ratio:.2f}")
-    assert ratio <= 1.25, f"end to end is {ratio:.2f}x Polars' write alone (target 1.25x)"
-
-
-def test_warm_second_process(benchmark, tmp_path):
-    """A second process reuses the numba cache: no compilation, well under 1.5 s wall."""
-    env = dict(os.environ, NUMBA_DEBUG_CACHE="1")
-    cmd = [sys.executable, "-m", "fastgen", "generate", "--days", "1", "--rows-per-day", "1000"]
-    subprocess.run(cmd + ["--data", str(tmp_path / "warm")], env=env, check=True,
-                   capture_output=True)
-    runs = []
-
-    def second():
-        target = tmp_path / f"d{len(runs)}"
-        runs.append(subprocess.run(cmd + ["--data", str(target)], env=env, check=True,
-                                   capture_output=True, text=True))
-
-    benchmark.pedantic(second, rounds=3, iterations=1)
-    saved = [line for r in runs for line in r.stdout.splitlines() if "data saved" in line]
-    benchmark.extra_info.update(wall_s=benchmark.stats.stats.min)
-    assert not saved, f"the second process compiled kernels again: {saved[:3]}"
-    assert benchmark.stats.stats.min < 1.5
+    target(f"fill kernel, {DAY_ROWS:,}-row day in memory", rate, 30e6, "rows/s", better="higher")
 
 
 def _committed_at(root: Path, model: Model, run: int) -> Dataset:
@@ -146,24 +103,35 @@ def _committed_at(root: Path, model: Model, run: int) -> Dataset:
     return ds
 
 
-def test_daily_run_at_365_against_90(benchmark, tmp_path):
-    """Issue 3: a daily run at H = 365 takes at most 1.5x a run at H = 90 (alternating rounds)."""
+def test_daily_run_pair_at_90_and_365(benchmark, target, tmp_path):
+    """Issue 3: the timed body is a pair of daily runs in alternating order, one into a dataset
+    committed at H = 90 and one at H = 365 (both built untimed in setup); each side's seconds in
+    extra_info. Target: a run at H = 365 takes at most 1.5x a run at H = 90 (recorded)."""
     model = _model(RUN_ROWS)
     seconds: dict[int, list[float]] = {90: [], 365: []}
-    facts: dict[int, dict] = {}
-    for round_ in range(2):
+    datasets: dict[int, Dataset] = {}
+
+    def build():
+        shutil.rmtree(tmp_path / "runs", ignore_errors=True)
         for history in (90, 365):
-            root = tmp_path / f"h{history}-{round_}"
-            ds = _committed_at(root, model, history - 1)
-            seconds[history].append(_seconds(lambda: ds.generate(1)))
-            last = Dataset(root).manifest()
-            facts[history] = {
-                "seconds": min(seconds[history]), "bytes_written": last["bytes_written"],
-                "partitions_rewritten": last["counts"]["partitions_rewritten"],
-                "rows_changed": sum(last["counts"][k]
-                                    for k in ("updates", "soft_deletes", "hard_deletes"))}
-            shutil.rmtree(root)
-    benchmark.pedantic(lambda: None, rounds=1)
+            datasets[history] = _committed_at(tmp_path / "runs" / f"h{history}", model,
+                                              history - 1)
+
+    def pair():
+        for history in (90, 365) if len(seconds[90]) % 2 == 0 else (365, 90):
+            seconds[history].append(_seconds(lambda: datasets[history].generate(1)))
+
+    benchmark.pedantic(pair, setup=build, rounds=2, iterations=1)
+    facts = {}
+    for history, ds in datasets.items():
+        last = Dataset(ds.root).manifest()
+        facts[history] = {
+            "seconds": min(seconds[history]), "rounds_s": seconds[history],
+            "bytes_written": last["bytes_written"],
+            "partitions_rewritten": last["counts"]["partitions_rewritten"],
+            "rows_changed": sum(last["counts"][k]
+                                for k in ("updates", "soft_deletes", "hard_deletes"))}
+    shutil.rmtree(tmp_path / "runs")
     ratio = facts[365]["seconds"] / facts[90]["seconds"]
     touched = facts[365]["rows_changed"] / facts[90]["rows_changed"]
     benchmark.extra_info.update(rows_per_day=RUN_ROWS, ratio=ratio, rows_changed_ratio=touched,
@@ -171,25 +139,36 @@ def test_daily_run_at_365_against_90(benchmark, tmp_path):
     print(f"\ndaily run at H=365 {facts[365]['seconds']:.1f} s, at H=90 {facts[90]['seconds']:.1f} s:"
           f" ratio {ratio:.2f}; rows changed ratio {touched:.2f}; "
           f"partitions {facts[365]['partitions_rewritten']} vs {facts[90]['partitions_rewritten']}")
-    assert ratio <= 1.5, f"a run at H=365 takes {ratio:.2f}x a run at H=90 (target 1.5x)"
+    target(f"daily run at H=365 / H=90, {RUN_ROWS:,} rows a day", ratio, 1.5, "x")
 
 
-def test_backfill_against_no_changes(benchmark, tmp_path):
-    """Issue 3: 90 days with every change on, against the same rows with no changes at all."""
+def test_backfill_pair_changing_and_still(benchmark, target, tmp_path):
+    """Issue 3: the timed body is a pair of 90-day backfills, the same rows with no changes at
+    all and with every change on (new datasets made untimed in setup); each side's seconds in
+    extra_info. Target: changing <= 3x still (recorded)."""
     days = 90
-    changing = _model(BACKFILL_ROWS)
-    still = _model(BACKFILL_ROWS, update_rate=0.0, delete_rate=0.0, late_share=0.0)
-    times = {}
-    for name, model in (("still", still), ("changing", changing)):
-        ds = Dataset.create(tmp_path / name, model, START)
-        times[name] = _seconds(lambda: ds.generate(days))
+    models = {"still": _model(BACKFILL_ROWS, update_rate=0.0, delete_rate=0.0, late_share=0.0),
+              "changing": _model(BACKFILL_ROWS)}
+    datasets: dict[str, Dataset] = {}
+    times: dict[str, float] = {}
+
+    def fresh():
+        for name, model in models.items():
+            shutil.rmtree(tmp_path / name, ignore_errors=True)
+            datasets[name] = Dataset.create(tmp_path / name, model, START)
+
+    def pair():
+        for name, ds in datasets.items():
+            times[name] = _seconds(lambda: ds.generate(days))
+
+    benchmark.pedantic(pair, setup=fresh, rounds=1, iterations=1)
+    for name, ds in datasets.items():
         times[name + "_bytes"] = sum(f["bytes"] for f in ds.snapshot()["files"].values())
-    benchmark.pedantic(lambda: None, rounds=1)
     ratio = times["changing"] / times["still"]
     benchmark.extra_info.update(rows_per_day=BACKFILL_ROWS, days=days, ratio=ratio, **times)
     print(f"\nbackfill {days} x {BACKFILL_ROWS:,}: changing {times['changing']:.1f} s, "
           f"no changes {times['still']:.1f} s, ratio {ratio:.2f}")
-    assert ratio <= 3.0
+    target(f"backfill {days} x {BACKFILL_ROWS:,}, changing / no changes", ratio, 3.0, "x")
 
 
 def _seconds(fn) -> float:
