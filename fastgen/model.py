@@ -248,23 +248,24 @@ class Simulation:
         slots = cols["sale_id"] - (day * self.rows + 1)
         return Part(day, index, day, slots, np.ones(slots.size, np.bool_), cols)
 
-    def new_part_and_inserts(self, day: int, index: int
-                             ) -> tuple[Part, dict[str, np.ndarray], np.ndarray]:
-        """``new_part(day, index)`` and what run ``day`` inserts in the same row range
-        (``inserts(day, lo, hi)`` as arrays, with the day each row lands on), from one fill.
-
-        The part's arrays are its own: changes replayed into it leave the inserts as made.
-        """
+    def inserts_of_part(self, day: int, index: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """What run ``day`` inserts in the row range of part ``index`` of its new day
+        (``inserts(day, lo, hi)`` as arrays), with the day each row lands on: the on-time rows
+        are ``new_part(day, index)``, the others late rows sold on earlier days."""
         lo, hi = self._part_range(index)
         inserted = self._new_rows(day, lo, hi)
-        landing = self._land_late(day, lo, hi, inserted)
-        on_time = landing == day
+        return inserted, self._land_late(day, lo, hi, inserted)
+
+    def part_of_inserts(self, day: int, index: int, inserted: dict[str, np.ndarray],
+                        on_time: np.ndarray) -> Part:
+        """``new_part(day, index)`` from ``inserts_of_part``, in arrays of its own (changes
+        replayed into the part leave the inserts as made)."""
         # Late rows' sold_at moved to their day; created_at (= the new rows' sold_at) did not.
         cols = {name: column[on_time] for name, column in inserted.items()
                 if name not in ("sold_at", "updated_at")}
         cols["sold_at"] = cols["updated_at"] = cols["created_at"]
         slots = cols["sale_id"] - (day * self.rows + 1)
-        return Part(day, index, day, slots, np.ones(slots.size, np.bool_), cols), inserted, landing
+        return Part(day, index, day, slots, np.ones(slots.size, np.bool_), cols)
 
     def advance(self, part: Part, run: int, capture: bool = False) -> dict[int, Changes]:
         """Move ``part`` forward to after ``run``: add late rows, replay changes, in place.

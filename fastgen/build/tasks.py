@@ -122,18 +122,22 @@ def make_part(context: Context, task: PartTask) -> PartResult:
     """
     sim = simulation(context)
     day, index = task.day, task.index
-    inserts = export = None
     if day >= context.first and context.feed:
-        part, inserted, landing = sim.new_part_and_inserts(day, index)
+        inserted, landing = sim.inserts_of_part(day, index)
+        on_time = landing == day
         rows = sales_frame(inserted)
         dates = np.datetime64(sim.start, "D") + landing.astype("m8[D]")
         inserts = _stage(context, feed_format.inserts(day, commit_ts(context, day), rows, dates),
                          insert_path(context, day, index))
-        if task.runs == (day,):
-            export = rows.filter(pl.Series(landing == day))
+        if task.runs == (day,):  # nothing else in the call changes the part: no copy of it
+            digest = digest_arrays([inserted], [on_time])
+            written = _stage(context, rows.filter(pl.Series(on_time)), part_path(context, day, index))
+            fault("partition")
+            return PartResult(task, {day: RunFacts(digest.to_json())}, written, inserts)
+        part = sim.part_of_inserts(day, index, inserted, on_time)
         del rows, inserted
     else:
-        part = _starting_part(context, day, index)
+        part, inserts = _starting_part(context, day, index), None
     digest = digest_arrays([part.columns], [part.alive])
     facts: dict[int, RunFacts] = {}
     for run in task.runs:
@@ -160,8 +164,7 @@ def make_part(context: Context, task: PartTask) -> PartResult:
             piece = (0, 0, "")
         digest = Digest.combine(pieces, signs)
         facts[run] = RunFacts(digest.to_json(), counts, *piece)
-    final = part_path(context, day, index)
-    written = _stage(context, export if export is not None else part.frame(), final)
+    written = _stage(context, part.frame(), part_path(context, day, index))
     fault("partition")
     return PartResult(task, facts, written, inserts)
 
