@@ -154,10 +154,11 @@ class SqliteTarget(Target):
         cols = ", ".join(quoted(c) for c in (PARTITION_KEY, *SALES_COLUMNS))
         cur = self.con.execute(f"SELECT {cols} FROM {_T} WHERE {quoted(PARTITION_KEY)} "
                                "BETWEEN ? AND ?", [first.isoformat(), last.isoformat()])
-        frame = pl.DataFrame(cur.fetchall(), schema=["day", *SALES_COLUMNS], orient="row",
-                             infer_schema_length=None)
         stamps = [c for c, t in TYPES.items() if t == "TIMESTAMP"]
         money = [c for c, t in TYPES.items() if t.startswith("DECIMAL")]
+        schema = {"day": pl.String, **{c: pl.String if c in stamps else pl.Float64
+                                       if c in money else pl.Int64 for c in SALES_COLUMNS}}
+        frame = pl.DataFrame(cur.fetchall(), schema=schema, orient="row")
         return frame.select(
             (pl.col("day").str.to_date("%Y-%m-%d").cast(pl.Int64)).alias("day"),
             *[(pl.col(c).str.to_datetime(TIME_TEXT, time_unit="us").cast(pl.Int64)
