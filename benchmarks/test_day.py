@@ -169,11 +169,12 @@ def _polars_write(frames: dict[str, pl.DataFrame], out: Path) -> Measure:
     return Measure(wall, cpu, rss, process.folder_bytes(out), load)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def day_tables(where) -> dict[str, pl.DataFrame]:
     """The sales and feed files of a ``DAY_ROWS`` day, read into memory (relative path -> frame).
 
-    The untimed run that makes them also fills numba's cache and the page cache.
+    The untimed run that makes them also fills numba's cache and the page cache. Not kept
+    beyond (a): the frames of a 10M-row day hold about 3 GB.
     """
     data = where / "tables"
     process.run(_generate(data, DAY_ROWS, "--rows-per-file", str(DAY_ROWS)), output=data)
