@@ -1,21 +1,22 @@
 """Where a target stands: the control row that an exactly-once apply writes with its data.
 
 A target (a sink's database) holds one row in ``fastgen_sink_state``: the dataset it holds
-(a fingerprint of the model and start date, not the folder), the last run applied (its
-``commit_version``), that run's date, when and how it was applied. The row is written in the
+(``fingerprint``: of the model and start date, not the folder; a DuckDB warehouse's too),
+the last run applied (its ``commit_version``), that run's date, when and how it was applied. The row is written in the
 same transaction as the run's changes, so the table and its position never disagree: a
 target killed halfway is at its last whole run, and a repeated apply starts after it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from datetime import date
 
 from fastgen.dataset import Dataset
 from fastgen.errors import UsageError
+from fastgen.loaders.tables import fingerprint  # one identity for warehouses and sinks
+
+__all__ = ["STATE_TABLE", "Position", "check", "fingerprint"]
 
 STATE_TABLE = "fastgen_sink_state"
 # (column, portable type, nullable): each dialect maps the type to its own.
@@ -33,13 +34,6 @@ class Position:
     dataset: str  # fingerprint()
     last_run: int
     last_run_date: date
-
-
-def fingerprint(dataset: Dataset) -> str:
-    """Identity of a dataset's contents: its model and start date (not its folder)."""
-    key = json.dumps({"model": dataset.identity.raw["model"], "start": dataset.start.isoformat()},
-                     sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def check(position: Position | None, dataset: Dataset, last: dict, target: str) -> None:
