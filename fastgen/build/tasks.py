@@ -9,6 +9,7 @@ writes the same files again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -128,13 +129,14 @@ def make_part(context: Context, task: PartTask) -> PartResult:
         rows = sales_frame(inserted)
         dates = np.datetime64(sim.start, "D") + landing.astype("m8[D]")
         inserts = _stage(context, feed_format.inserts(day, commit_ts(context, day), rows, dates),
-                         insert_path(context, day, index))
+                         insert_path(context, day, index), wait=False)
         if task.runs == (day,):  # nothing else in the call changes the part: no copy of it
             digest = digest_arrays([inserted], [on_time])
             written = _stage(context, rows.filter(pl.Series(on_time)), part_path(context, day, index))
             fault("partition")
-            return PartResult(task, {day: RunFacts(digest.to_json())}, written, inserts)
+            return PartResult(task, {day: RunFacts(digest.to_json())}, written, inserts())
         part = sim.part_of_inserts(day, index, inserted, on_time)
+        inserts = inserts()
         del rows, inserted
     else:
         part, inserts = _starting_part(context, day, index), None
@@ -197,17 +199,26 @@ def make_feed(context: Context, task: FeedTask) -> FeedResult:
         pending += piece.height
         rows += piece.height
         if pending >= context.model.rows_per_file or n == len(task.pieces) - 1:
-            files.append(_stage(context, pl.concat(batch), change_path(context, run, len(files))))
+            files.append(_stage(context, pl.concat(batch), change_path(context, run, len(files)),
+                                wait=False))
             batch, pending = [], 0
+    files = [staged() for staged in files]
     fault("feed")
     for day, index in task.pieces:
         piece_path(context, run, day, index).unlink(missing_ok=True)
     return FeedResult(task, files, rows)
 
 
-def _stage(context: Context, frame: pl.DataFrame, final: Path) -> StagedFile:
+def _stage(context: Context, frame: pl.DataFrame, final: Path, *, wait: bool = True
+           ) -> StagedFile | Callable[[], StagedFile]:
+    """Write ``frame`` under the temporary name of ``final``. With ``wait=False`` its fsync
+    and checksum go on in the background: call the returned function for the StagedFile."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(final, context.tag)
-    written = write_file(frame, tmp, context.format)
-    return StagedFile(str(tmp.relative_to(context.root)), str(final.relative_to(context.root)),
-                      written.bytes, written.sha256)
+    written = write_file(frame, tmp, context.format, wait=wait)
+
+    def staged() -> StagedFile:
+        done = written if wait else written.result()
+        return StagedFile(str(tmp.relative_to(context.root)),
+                          str(final.relative_to(context.root)), done.bytes, done.sha256)
+    return staged() if wait else staged

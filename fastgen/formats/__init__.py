@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import polars as pl
 
@@ -24,20 +26,41 @@ class Written:
     sha256: str
 
 
-def write_file(frame: pl.DataFrame, path: Path, fmt: str) -> Written:
+def write_file(frame: pl.DataFrame, path: Path, fmt: str, *, wait: bool = True
+               ) -> Written | Future[Written]:
     """Serialise ``frame`` to ``path`` and flush it to disk; return its size and checksum.
 
     The checksum is taken by reading the file back (from the page cache): cheaper in memory
-    than serialising into a buffer first, which held a second copy of every file.
+    than serialising into a buffer first, which held a second copy of every file. With
+    ``wait=False`` the fsync and the checksum run on a background thread and a future is
+    returned: the caller serialises its next file meanwhile (fsync waits for the disk, and
+    sha256 takes one core while Polars' writer seldom keeps both busy).
     """
-    with open(path, "wb") as f:
-        try:
-            FORMATS[fmt].write(frame, f)
-        except (pl.exceptions.PolarsError, OSError) as exc:
-            raise _as_os_error(exc, path) from exc
+    f = open(path, "wb")
+    try:
+        FORMATS[fmt].write(frame, f)
         fault("write")
-        f.flush()
-        os.fsync(f.fileno())
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        f.close()
+        raise _as_os_error(exc, path) from exc
+    except BaseException:
+        f.close()
+        raise
+    if wait:
+        return _finish(f, path)
+    return _FINISHER.submit(_finish, f, path)
+
+
+_FINISHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastgen-fsync")
+
+
+def _finish(f: IO[bytes], path: Path) -> Written:
+    with f:
+        try:
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as exc:  # a full disk can surface only now
+            raise _as_os_error(exc, path) from exc
         size = f.tell()
     return Written(size, file_checksum(path))
 
