@@ -17,6 +17,7 @@ from fastgen.cli.reading import info, load, verify
 from fastgen.cli.sink import sink
 from fastgen.config import ConfigError
 from fastgen.errors import DatasetError
+from fastgen.kernels import start_numba_without_blas
 
 __all__ = ["MODEL_OPTIONS", "build_parser", "main"]
 
@@ -26,6 +27,7 @@ def _terminated(signum: int, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    start_numba_without_blas()
     handler = None
     if threading.current_thread() is threading.main_thread():
         handler = signal.signal(signal.SIGTERM, _terminated)
