@@ -139,7 +139,7 @@ class Sides:
     def report(self, benchmark, title: str, startup: str | None = None) -> None:
         """Every program's best round into extra_info and the printed output."""
         print(f"\n{title}, best of {ROUNDS} alternating rounds:")
-        print(f"  {'program':36} {'wall':>8} {'work':>8} {'rows/s':>9} {'MB/s':>7} "
+        print(f"  {'program':42} {'wall':>8} {'work':>8} {'rows/s':>9} {'MB/s':>7} "
               f"{'CPU s':>7} {'peak RSS':>9}")
         for name, rows in self.rows.items():
             best = self.best(name)
@@ -150,7 +150,7 @@ class Sides:
                          "work_rows_per_s": rows / self.work_s(name, startup)}
                 work = f"{self.work_s(name, startup):7.2f}s"
             benchmark.extra_info[name] = info
-            print(f"  {name:36} {best.wall_s:7.2f}s {work:>8} {info['rows_per_s'] / 1e6:8.2f}M "
+            print(f"  {name:42} {best.wall_s:7.2f}s {work:>8} {info['rows_per_s'] / 1e6:8.2f}M "
                   f"{info['mb_per_s']:7.1f} {best.cpu_s:7.2f} {best.peak_rss / 1e6:7.0f}MB")
         for name, sizes in self.data_bytes.items():  # deterministic: every round the same bytes
             assert len(set(sizes)) == 1, f"{name} wrote different bytes in its rounds: {sizes}"
@@ -201,9 +201,14 @@ def test_day_against_polars_write(benchmark, target, where, day_tables):
     sides.report(benchmark, "(a) fastgen day against Polars writing the same tables",
                  startup="fastgen start-up (1 row)")
     work = sides.work_s(f"fastgen day ({DAY_ROWS:,} rows)", "fastgen start-up (1 row)")
-    ratio = work / sides.best("polars write of its sales + feed").wall_s
-    benchmark.extra_info.update(rows=DAY_ROWS, work_over_polars_write=ratio)
-    print(f"  work after start-up / Polars write: {ratio:.2f}x")
+    polars = sides.best("polars write of its sales + feed")
+    ratio = work / polars.wall_s
+    # The same in CPU seconds, which a loaded machine disturbs less than wall time.
+    cpu_ratio = (sides.best(f"fastgen day ({DAY_ROWS:,} rows)").cpu_s
+                 - sides.best("fastgen start-up (1 row)").cpu_s) / polars.cpu_s
+    benchmark.extra_info.update(rows=DAY_ROWS, work_over_polars_write=ratio,
+                                work_cpu_over_polars_cpu=cpu_ratio)
+    print(f"  work after start-up / Polars write: {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU")
     target(f"(a) {DAY_ROWS:,}-row day, work after start-up / Polars write", ratio,
            WORK_OVER_POLARS_MAX, "x")
 
