@@ -20,6 +20,7 @@ import fastgen
 from fastgen import ChangeModel, Model, SalesModel, Simulation
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
+from fastgen.schema import sales_frame
 
 try:
     from tests import naive
@@ -223,6 +224,26 @@ def test_amount_exact_after_updates(history):
         assert (per["n"] == 1).all(), f"a product has two prices after run {t}"
         for p, c in zip(per["product_id"].to_list(), per["unit_price"].to_list()):
             assert prices.setdefault(p, c) == c
+
+
+@pytest.mark.parametrize("run", [0, 3, RUNS - 1])
+def test_inserts_of_a_part_are_the_inserts_and_the_new_part(history, run):
+    """The writer's one fill per part (inserts_of_part, part_of_inserts) against the two it
+    replaces: the run's inserts in the part's range, and the part as its run wrote it; changes
+    replayed into the part leave the inserts as made."""
+    sim = history.sim
+    for k in range(sim.parts()):
+        lo, hi = sim._part_range(k)
+        inserted, landing = sim.inserts_of_part(run, k)
+        frame, expected_landing = sim.inserts(run, lo, hi)
+        assert sales_frame(inserted).equals(frame)
+        assert np.array_equal(landing, expected_landing)
+        part = sim.part_of_inserts(run, k, inserted, landing == run)
+        reference = sim.new_part(run, k)
+        assert np.array_equal(part.slots, reference.slots)
+        assert part.frame().equals(reference.frame())
+        sim.advance(part, RUNS - 1)
+        assert sales_frame(inserted).equals(frame)
 
 
 def test_touched_covers_every_day_that_changed(history):
