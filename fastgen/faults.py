@@ -16,6 +16,10 @@ reaches them (see ``fastgen.dataset``):
     committed   right after that rename
     recover     after each rename a commit owes, done after the commit or at the next start
     recovered   after the renames and the removal of leftovers, before fastgen.json is updated
+
+and, in ``fastgen sink`` (``fastgen.sinks.base``):
+
+    sink        in each run's transaction, after its DML and before its control row and COMMIT
 """
 
 from __future__ import annotations
