@@ -14,12 +14,20 @@ import threading
 from fastgen.cli.generate import generate
 from fastgen.cli.parser import MODEL_OPTIONS, build_parser
 from fastgen.cli.reading import info, load, verify
-from fastgen.cli.sink import sink
 from fastgen.config import ConfigError
 from fastgen.errors import DatasetError
 from fastgen.kernels import start_numba_without_blas
 
 __all__ = ["MODEL_OPTIONS", "build_parser", "main"]
+
+
+def _sink(args) -> int:
+    """``fastgen sink`` (named apart from the module ``fastgen.cli.sink``, which replaces a
+    package attribute of its name when imported); the module loads the database drivers (and DuckDB), which
+    ``generate`` without ``--sink`` does not need at start-up."""
+    from fastgen.cli.sink import sink as apply
+
+    return apply(args)
 
 
 def _terminated(signum: int, frame) -> None:
@@ -43,7 +51,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"generate": generate, "info": info, "verify": verify, "load": load,
-                "sink": sink}[args.command](args)
+                "sink": _sink}[args.command](args)
     except (DatasetError, ConfigError) as exc:
         print(f"fastgen: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)

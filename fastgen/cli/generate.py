@@ -9,7 +9,6 @@ from datetime import date
 
 from fastgen import config
 from fastgen.cli.parser import MODEL_OPTIONS
-from fastgen.cli.sink import apply_to, check_url
 from fastgen.config import ConfigError, Model
 from fastgen.dataset import Dataset, check_writable
 from fastgen.errors import UsageError
@@ -40,7 +39,11 @@ def generate(args: argparse.Namespace) -> int:
     from fastgen.build.executors import executor
 
     check_writable(args.data)
-    url = check_url(args.sink) if args.sink else None  # a bad URL before any work
+    url = None
+    if args.sink:  # a bad URL before any work; the drivers load only for --sink
+        from fastgen.cli.sink import check_url
+
+        url = check_url(args.sink)
     ds = None
     if Dataset.exists(args.data):
         ds = Dataset(args.data)
@@ -68,6 +71,8 @@ def generate(args: argparse.Namespace) -> int:
                                 args.feed or "full")
         _run_batch(ds, args, runner)
     if url is not None:
+        from fastgen.cli.sink import apply_to
+
         return apply_to(url, ds, after="the runs are committed")
     return 0
 
