@@ -62,9 +62,9 @@ def _timestamps(us: np.ndarray, nullable: bool = False) -> pa.Array:
     """Zero-copy timestamps; if ``nullable``, NOT_DELETED values become nulls."""
     if not nullable:
         return pa.Array.from_buffers(pa.timestamp("us"), len(us), [None, pa.py_buffer(us)])
+    # A validity bitmap over the values we have, even when every value is missing:
+    # ``pa.nulls`` would zero a new buffer of 8 bytes a row (0.25 s for 10M rows).
     missing = us == NOT_DELETED
-    if missing.all():
-        return pa.nulls(len(us), pa.timestamp("us"))
     validity = None
     if missing.any():
         validity = pa.py_buffer(np.packbits(~missing, bitorder="little"))

@@ -41,12 +41,16 @@ class _Closing:
         self.close(abort=kind is not None)
 
 
-def _ignore_sigint() -> None:
+def _start_worker() -> None:
     """In a worker process: Ctrl-C is the driver's to handle (it stops the workers itself);
-    a worker that took it would print a traceback of its own."""
+    a worker that took it would print a traceback of its own. Numba and numpy as in the
+    command's own process (``fastgen.runtime``)."""
     import signal
 
+    from fastgen import runtime
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    runtime.start()
 
 
 def _raise(failures: list[tuple[Any, BaseException]]) -> None:
@@ -118,7 +122,7 @@ class Processes(_Closing):
         os.environ["PYTHONWARNINGS"] = ",".join(
             f for f in (filters, "ignore::UserWarning:multiprocessing.resource_tracker") if f)
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver"),
-                                        initializer=_ignore_sigint)
+                                        initializer=_start_worker)
         self.closed = False
 
     def map(self, fn, context, tasks, on_done=None):

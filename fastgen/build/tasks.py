@@ -26,7 +26,7 @@ from fastgen.faults import fault
 from fastgen.formats import FORMATS, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
-from fastgen.model import Part, Simulation
+from fastgen.model import EPOCH, Part, Simulation
 from fastgen.schema import sales_frame
 
 PIECE = ".arrow"
@@ -127,7 +127,7 @@ def make_part(context: Context, task: PartTask) -> PartResult:
         inserted, landing = sim.inserts_of_part(day, index)
         on_time = landing == day
         rows = sales_frame(inserted)
-        dates = np.datetime64(sim.start, "D") + landing.astype("m8[D]")
+        dates = (pl.Series(landing, dtype=pl.Int64) - sim.index_of(EPOCH)).cast(pl.Date)
         inserts = _stage(context, feed_format.inserts(day, commit_ts(context, day), rows, dates),
                          insert_path(context, day, index), wait=False)
         if task.runs == (day,):  # nothing else in the call changes the part: no copy of it

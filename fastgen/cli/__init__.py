@@ -16,7 +16,7 @@ from fastgen.cli.parser import MODEL_OPTIONS, build_parser
 from fastgen.cli.reading import info, load, verify
 from fastgen.config import ConfigError
 from fastgen.errors import DatasetError
-from fastgen.kernels import start_numba_without_blas
+from fastgen import runtime
 
 __all__ = ["MODEL_OPTIONS", "build_parser", "main"]
 
@@ -35,7 +35,7 @@ def _terminated(signum: int, frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    start_numba_without_blas()
+    runtime.start()
     handler = None
     if threading.current_thread() is threading.main_thread():
         handler = signal.signal(signal.SIGTERM, _terminated)

@@ -19,7 +19,7 @@ from fastgen.kernels import changes as ck
 from fastgen.schema import FEED_SCHEMA, PARTITION_KEY, ROW_IMAGE, SALES_COLUMNS, sales_frame
 
 
-def _frame(op: pl.Expr | str, run: int, commit_ts: datetime, dates: np.ndarray,
+def _frame(op: pl.Expr | str, run: int, commit_ts: datetime, dates: pl.Series,
            before: pl.DataFrame | None, after: pl.DataFrame | None) -> pl.DataFrame:
     images = after if after is not None else before
     n = images.height
@@ -32,7 +32,7 @@ def _frame(op: pl.Expr | str, run: int, commit_ts: datetime, dates: np.ndarray,
     frame = pl.DataFrame({
         "op": op if isinstance(op, pl.Series) else pl.repeat(op, n, eager=True),
         "sale_id": images["sale_id"],
-        PARTITION_KEY: pl.Series(dates, dtype=pl.Date),
+        PARTITION_KEY: dates,
         "before": image(before),
         "after": image(after),
     })
@@ -45,7 +45,7 @@ def changes(run: int, commit_ts: datetime, day: date, kinds: np.ndarray, before:
             after: dict) -> pl.DataFrame:
     """Feed rows of one run's changes to one day: updates, soft deletes, hard deletes."""
     hard = kinds == ck.HARD_DELETE
-    dates = np.full(kinds.size, np.datetime64(day, "D"))
+    dates = pl.repeat(day, kinds.size, dtype=pl.Date, eager=True)
     ops = pl.Series(hard).replace_strict({True: "delete", False: "update"},
                                          return_dtype=pl.String)
     frame = _frame(ops, run, commit_ts, dates, sales_frame(before), sales_frame(after))
@@ -53,8 +53,8 @@ def changes(run: int, commit_ts: datetime, day: date, kinds: np.ndarray, before:
         pl.when(pl.col("op") == "delete").then(None).otherwise(pl.col("after")).alias("after"))
 
 
-def inserts(run: int, commit_ts: datetime, rows: pl.DataFrame, dates: np.ndarray) -> pl.DataFrame:
-    """Feed rows of new rows: op insert, no before image."""
+def inserts(run: int, commit_ts: datetime, rows: pl.DataFrame, dates: pl.Series) -> pl.DataFrame:
+    """Feed rows of new rows: op insert, no before image; ``dates`` (Date) where each lands."""
     return _frame("insert", run, commit_ts, dates, None, rows)
 
 
