@@ -127,8 +127,10 @@ def make_part(context: Context, task: PartTask) -> PartResult:
         inserted, landing = sim.inserts_of_part(day, index)
         on_time = landing == day
         rows = sales_frame(inserted)
-        dates = (pl.Series(landing, dtype=pl.Int64) - sim.index_of(EPOCH)).cast(pl.Date)
-        inserts = _stage(context, feed_format.inserts(day, commit_ts(context, day), rows, dates),
+        days = landing.astype(np.int32)
+        days -= sim.index_of(EPOCH)
+        inserts = _stage(context, feed_format.inserts(day, commit_ts(context, day), rows,
+                                                      pl.Series(days).cast(pl.Date)),
                          insert_path(context, day, index), wait=False)
         if task.runs == (day,):  # nothing else in the call changes the part: no copy of it
             digest = digest_arrays([inserted], [on_time])
