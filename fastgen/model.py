@@ -8,13 +8,13 @@ late and land on an earlier day. Then it changes rows of earlier days, picked pe
 The state of day *d* after run *T* is computed from the keys alone, never read from disk:
 its on-time rows are regenerated, its late rows (from runs d+1..d+7) are added, and the
 changes of every run that picked *d* are replayed. Changes are picked by geometric skips, so
-replaying a run costs O(rows it changes), and a daily run costs what it touches.
+replaying a run costs O(rows it changes), and a daily run costs what it touches. A day's
+file is a ``Part`` (``fastgen.part``), which moves itself through runs with these keys.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
@@ -25,38 +25,13 @@ from fastgen.config import Model
 from fastgen.kernels import changes as ck
 from fastgen.kernels import sales as sk
 from fastgen.kernels.random import Stream, derive_key, uniforms, uniforms_at
+from fastgen.part import Part
 from fastgen.schema import NOT_DELETED, sales_frame
 
 US_PER_DAY = 86_400_000_000
 EPOCH = date(1970, 1, 1)
 # Kernel call size while filling one file's rows; any value gives the same bytes.
 DEFAULT_CHUNK_ROWS = 1 << 20
-# Columns a change can alter, in the order of the replay kernel's before_* arguments.
-_CHANGING = ("quantity", "amount", "updated_at", "version", "is_deleted", "deleted_at")
-
-
-@dataclass
-class Part:
-    """One file's worth of one day: arrays by slot, holes and hard deletes marked not alive."""
-
-    day: int
-    index: int
-    run: int  # changes of runs <= run are applied
-    slots: np.ndarray
-    alive: np.ndarray
-    columns: dict[str, np.ndarray]
-
-    def frame(self) -> pl.DataFrame:
-        return sales_frame(self.columns, keep=self.alive)
-
-
-@dataclass
-class Changes:
-    """What one run did to one part: kinds (see kernels.changes) with row images."""
-
-    kinds: np.ndarray
-    before: dict[str, np.ndarray]
-    after: dict[str, np.ndarray]
 
 
 def hour_probabilities(model: Model) -> np.ndarray:
@@ -109,7 +84,7 @@ class Simulation:
         # bound, since a run of 50M rows holds about 8 MB of them.
         self.late = lru_cache(maxsize=64)(self._late)
         self.chosen_days = lru_cache(maxsize=None)(self._chosen_days)
-        self._chosen_set = lru_cache(maxsize=None)(
+        self.chosen_set = lru_cache(maxsize=None)(
             lambda run: frozenset(self.chosen_days(run).tolist()))
 
     # ---- dates -------------------------------------------------------------------------
@@ -122,7 +97,7 @@ class Simulation:
     def day_start_us(self, day: int) -> int:
         return (self.date_of(day) - EPOCH).days * US_PER_DAY
 
-    def _key(self, stream: Stream, *parts: int) -> np.uint64:
+    def key(self, stream: Stream, *parts: int) -> np.uint64:
         return np.uint64(derive_key(self.model.seed, stream, *parts))
 
     # ---- per-run tables ----------------------------------------------------------------
@@ -130,7 +105,7 @@ class Simulation:
         """Rows before each second of the run's day: a multinomial over the 86,400 seconds."""
         p_second = np.repeat(np.diff(self.hour_cdf) / 3600.0, 3600)
         # numpy's Philox is counter-based too; it is keyed like every other stream.
-        gen = np.random.Generator(np.random.Philox(key=int(self._key(Stream.SECOND_COUNTS, run))))
+        gen = np.random.Generator(np.random.Philox(key=int(self.key(Stream.SECOND_COUNTS, run))))
         counts = gen.multinomial(self.rows, p_second / p_second.sum())
         return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
@@ -139,10 +114,10 @@ class Simulation:
         c = self.model.changes
         if run == 0 or c.late_share == 0:
             return np.empty(0, np.int64), np.empty(0, np.int64)
-        rows = ck.geometric_positions(self._key(Stream.LATE_PICK, run), c.late_share, self.rows)
+        rows = ck.geometric_positions(self.key(Stream.LATE_PICK, run), c.late_share, self.rows)
         max_days = min(c.late_max_days, run)
         cdf = np.cumsum(c.late_decay ** np.arange(max_days))
-        u = uniforms_at(self._key(Stream.LATENESS, run), rows)
+        u = uniforms_at(self.key(Stream.LATENESS, run), rows)
         days = np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), max_days - 1) + 1
         return rows, days.astype(np.int64)
 
@@ -156,7 +131,7 @@ class Simulation:
             return np.empty(0, np.int64)
         weights = 1.0 / (1.0 + np.exp(-c.sigmoid_steepness * (np.arange(history) - midpoint)))
         cum = np.cumsum(weights)
-        u = uniforms(self._key(Stream.DAY_DRAWS, run), 0, draws) * cum[-1]
+        u = uniforms(self.key(Stream.DAY_DRAWS, run), 0, draws) * cum[-1]
         return np.unique(np.minimum(np.searchsorted(cum, u, side="right"), history - 1))
 
     def touched(self, run: int) -> np.ndarray:
@@ -191,7 +166,7 @@ class Simulation:
             "product_id": np.empty(n, np.int32), "quantity": np.empty(n, np.int32),
             "unit_price": np.empty(n, np.int64), "amount": np.empty(n, np.int64),
         }
-        keys = np.array([self._key(st, run) for st in
+        keys = np.array([self.key(st, run) for st in
                          (Stream.TIME_IN_SECOND, Stream.STORE, Stream.PRODUCT, Stream.QUANTITY)],
                         dtype=np.uint64)
         s = self.model.sales
@@ -221,7 +196,7 @@ class Simulation:
         cols["deleted_at"] = np.full(n, NOT_DELETED, np.int64)
         return cols
 
-    def _late_rows(self, day: int, run: int, rows: np.ndarray) -> dict[str, np.ndarray]:
+    def late_rows(self, day: int, run: int, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Late rows of ``run`` landing on ``day``: created in the run, sold on the day."""
         cols = self._new_rows(run, 0, rows=rows)
         cols["sold_at"] = self._late_sold_at(run, rows, run - day)
@@ -230,7 +205,7 @@ class Simulation:
     def _late_sold_at(self, run: int, rows: np.ndarray, days: np.ndarray | int) -> np.ndarray:
         """When the late ``rows`` of ``run`` were sold: a time of day, ``days`` before the run."""
         out = np.empty(rows.size, np.int64)
-        sk.times_of_day(self._key(Stream.LATE_TIME, run), rows, self.hour_cdf, 0, out)
+        sk.times_of_day(self.key(Stream.LATE_TIME, run), rows, self.hour_cdf, 0, out)
         return out + (self.day_start_us(run) - np.asarray(days, np.int64) * US_PER_DAY)
 
     # ---- parts of a day ----------------------------------------------------------------
@@ -267,92 +242,10 @@ class Simulation:
         slots = cols["sale_id"] - (day * self.rows + 1)
         return Part(day, index, day, slots, np.ones(slots.size, np.bool_), cols)
 
-    def advance(self, part: Part, run: int, capture: bool = False) -> dict[int, Changes]:
-        """Move ``part`` forward to after ``run``: add late rows, replay changes, in place.
-
-        With ``capture``, return what each replayed run did, as row images before and after.
-        """
-        captured: dict[int, Changes] = {}
-        if run <= part.run:
-            return captured
-        last = part.index == self.parts() - 1
-        if last:
-            self._add_late(part, part.run, run)
-        runs = [r for r in range(part.run + 1, run + 1) if part.day in self._chosen_set(r)]
-        if runs and part.slots.size:
-            self._replay(part, runs, capture and runs[-1] == run, captured)
-        part.run = run
-        return captured
-
-    def _replay(self, part: Part, runs: list[int], capture: bool,
-                captured: dict[int, Changes]) -> None:
-        """Apply the changes of ``runs`` (which all picked this part's day) in one kernel call."""
-        c, s = self.model.changes, self.model.sales
-        late_count = {r: rows.size for r, rows in self.late_into(part.day, runs[-1])}
-        existing = np.array([self.rows + sum(n for r2, n in late_count.items() if r2 < r)
-                             for r in runs], dtype=np.int64)
-        keys = np.array([[self._key(st, r, part.day) for st in
-                          (Stream.CHANGE_PICK, Stream.CHANGE_KIND, Stream.CHANGE_TIME,
-                           Stream.CHANGE_QUANTITY)] for r in runs], dtype=np.uint64)
-        starts = np.array([self.day_start_us(r) for r in runs], dtype=np.int64)
-        col = part.columns
-        if col["updated_at"] is col["sold_at"]:
-            col["updated_at"] = col["updated_at"].copy()  # about to change; created_at stays
-        size = part.slots.size if capture else 0
-        positions, kinds = np.empty(size, np.int64), np.empty(size, np.int8)
-        before = {name: np.empty(size, col[name].dtype) for name in _CHANGING}
-        count = ck.replay(keys, starts, existing, self.change_rate, self.delete_given_change,
-                          c.soft_share, self.hour_cdf, s.quantity_min, s.quantity_max,
-                          part.slots, part.alive, col["quantity"], col["unit_price"],
-                          col["amount"], col["updated_at"], col["version"], col["is_deleted"],
-                          col["deleted_at"], positions, kinds,
-                          *(before[name] for name in _CHANGING))
-        if capture:
-            positions, kinds = positions[:count], kinds[:count]
-            after = {name: v[positions] for name, v in col.items()}
-            images = {name: (before[name][:count] if name in before else after[name])
-                      for name in col}
-            captured[runs[-1]] = Changes(kinds, images, after)
-
-    def _add_late(self, part: Part, after_run: int, upto_run: int) -> None:
-        pieces = [(r, rows) for r, rows in self.late_into(part.day, upto_run) if r > after_run]
-        if not pieces:
-            return
-        new = [self._late_rows(part.day, r, rows) for r, rows in pieces]
-        base = self.rows + sum(r.size for _, r in self.late_into(part.day, after_run))
-        count = sum(r.size for _, r in pieces)
-        part.columns = {k: np.concatenate([v] + [n[k] for n in new]) for k, v in part.columns.items()}
-        part.slots = np.concatenate([part.slots, np.arange(base, base + count, dtype=np.int64)])
-        part.alive = np.concatenate([part.alive, np.ones(count, np.bool_)])
-
-    def part_from_frame(self, day: int, index: int, run: int, frame: pl.DataFrame) -> Part:
-        """Part ``index`` of ``day`` from its export after ``run`` (as written to disk).
-
-        The inverse of ``Part.frame``: a daily run starts from the committed file of a day
-        instead of replaying its whole history. Slots come back from sale_ids: on-time rows
-        by their index in the day's run, late rows by their place among the day's late ids.
-        """
-        cols = {name: frame[name].to_numpy() for name in ("sale_id", "store_id", "product_id",
-                                                          "quantity", "version", "is_deleted")}
-        for name in ("sold_at", "created_at", "updated_at", "deleted_at"):
-            cols[name] = frame[name].dt.epoch("us").fill_null(NOT_DELETED).to_numpy()
-        for name in ("unit_price", "amount"):
-            cols[name] = (frame[name] * 100).cast(pl.Int64).to_numpy()
-        # Polars hands out read-only views; the changes write into these arrays.
-        cols = {name: np.array(col, copy=not col.flags.writeable) for name, col in cols.items()}
-        first_id = day * self.rows + 1
-        slots = cols["sale_id"] - first_id
-        late = slots >= self.rows
-        if late.any():
-            late_ids = np.concatenate([r * self.rows + rows + 1
-                                       for r, rows in self.late_into(day, run)])
-            slots[late] = self.rows + np.searchsorted(late_ids, cols["sale_id"][late])
-        return Part(day, index, run, slots, np.ones(slots.size, np.bool_), cols)
-
     def part_state(self, day: int, index: int, run: int) -> Part:
         """Part ``index`` of ``day`` after ``run``, computed from the keys alone."""
         part = self.new_part(day, index)
-        self.advance(part, run)
+        part.advance(self, run)
         return part
 
     # ---- frames ------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def walk(model: Model, runs: int) -> History:
         made = []
         for day, day_parts in parts.items():
             for part in day_parts:
-                captured = sim.advance(part, run, capture=True).get(run)
+                captured = part.advance(sim, run, capture=True).get(run)
                 if captured is not None and captured.kinds.size:
                     made.append(pl.DataFrame({
                         "sale_id": captured.after["sale_id"].astype(np.int64),
@@ -242,7 +242,7 @@ def test_inserts_of_a_part_are_the_inserts_and_the_new_part(history, run):
         reference = sim.new_part(run, k)
         assert np.array_equal(part.slots, reference.slots)
         assert part.frame().equals(reference.frame())
-        sim.advance(part, RUNS - 1)
+        part.advance(sim, RUNS - 1)
         assert sales_frame(inserted).equals(frame)
 
 

@@ -226,7 +226,7 @@ def _walk_changes(sim: Simulation, runs: int) -> dict[str, int]:
                 live = int((part.alive & ~part.columns["is_deleted"]).sum())
                 n = part.alive.size
                 before = (part.alive.copy(), part.columns["version"].copy())
-                captured = sim.advance(part, run, capture=True).get(run)
+                captured = part.advance(sim, run, capture=True).get(run)
                 if day not in chosen:
                     assert captured is None or captured.kinds.size == 0, (run, day)
                     # late rows may join at the end; no row already there may change

@@ -26,7 +26,8 @@ from fastgen.faults import fault
 from fastgen.formats import FORMATS, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
-from fastgen.model import EPOCH, Part, Simulation
+from fastgen.model import EPOCH, Simulation
+from fastgen.part import Part
 from fastgen.schema import sales_frame
 
 PIECE = ".arrow"
@@ -146,7 +147,7 @@ def make_part(context: Context, task: PartTask) -> PartResult:
     facts: dict[int, RunFacts] = {}
     for run in task.runs:
         held = part.slots.size
-        captured = sim.advance(part, run, capture=day in sim.chosen_days(run)).get(run)
+        captured = part.advance(sim, run, capture=day in sim.chosen_days(run)).get(run)
         pieces, signs = [digest], [1]
         if part.slots.size > held:  # late rows landed
             pieces.append(digest_arrays([{k: v[held:] for k, v in part.columns.items()}]))
@@ -185,7 +186,7 @@ def _starting_part(context: Context, day: int, index: int) -> Part:
     if day >= context.first:
         return sim.new_part(day, index)
     frame = FORMATS[context.format].read([str(part_path(context, day, index))])
-    return sim.part_from_frame(day, index, context.first - 1, frame)
+    return Part.from_frame(sim, day, index, context.first - 1, frame)
 
 
 # ---- feed tasks ----------------------------------------------------------------------------
