@@ -17,9 +17,9 @@ reaches them (see ``fastgen.dataset``):
     recover     after each rename a commit owes, done after the commit or at the next start
     recovered   after the renames and the removal of leftovers, before fastgen.json is updated
 
-and, in ``fastgen sink`` (``fastgen.sinks.base``):
+and, in ``fastgen sink`` and ``fastgen load`` (``fastgen.sinks.commit``):
 
-    sink        in each run's transaction, after its DML and before its control row and COMMIT
+    sink        in each transaction, after its DML and before its control row and COMMIT
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ import fastgen
 from fastgen import cli
 from fastgen.config import ChangeModel, Model, SalesModel
 from fastgen.dataset import Dataset, UsageError
-from fastgen.loaders import LOADERS, STRATEGIES, cdc, full, incremental, load, warehouse
+from fastgen.loaders import LOADERS, STRATEGIES, cdc, load, warehouse
+from fastgen.loaders.target import Warehouse
 from fastgen.loaders.warehouse import STATE_TABLE, connect, verify_warehouse
 
 START = date(2025, 3, 1)
@@ -118,9 +119,9 @@ def _then_fail(real):
 
 
 @pytest.mark.parametrize("strategy, module, name", [
-    ("full", full, "insert_files"),          # the old table dropped, the new one filled
-    ("incremental", incremental, "insert_files"),  # days deleted and re-inserted
-    ("cdc", cdc, "apply_feed"),                # the first of four feeds merged
+    ("full", Warehouse, "insert_files"),          # the old table dropped, the new one filled
+    ("incremental", Warehouse, "insert_files"),   # days deleted and re-inserted
+    ("cdc", cdc, "feed"),                         # the first of four feeds applied
 ])
 def test_a_load_failing_halfway_leaves_the_previous_state(history, tmp_path, monkeypatch,
                                                           strategy, module, name):
@@ -147,10 +148,10 @@ def test_a_load_killed_before_commit_leaves_the_previous_state(history, tmp_path
     # The process dies (no rollback, no close) after all the data work, before COMMIT.
     script = textwrap.dedent(f"""
         import os
-        from fastgen.loaders import load, warehouse
+        from fastgen.loaders import load, target
         def die(*args, **kwargs):
             os._exit(9)
-        warehouse.save_state = die
+        target.save_state = die  # the Warehouse target's control row, written last
         load({strategy!r}, {str(data)!r}, {str(wh)!r})
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -186,7 +187,7 @@ def test_verify_names_each_day_that_differs(history, tmp_path):
     con.close()
     problems = _problems(data, wh)
     assert sorted({p.split(":")[0] for p in problems}) == [
-        "partition 2024-12-31", "partition 2025-03-02", "partition 2025-03-05"]
+        "day 2024-12-31", "day 2025-03-02", "day 2025-03-05"]
     assert any("2025-03-02: amount" in p for p in problems)
     assert any("2025-03-05: missing" in p for p in problems)
 
@@ -251,7 +252,7 @@ def test_cli_load_and_verify_warehouse(history, tmp_path, capsys):
     con.close()
     assert cli.main(["verify", "--warehouse", str(wh), "--data", str(data)]) == 1
     out = capsys.readouterr().out
-    assert "partition 2025-03-01: rows" in out and "partition 2025-03-02: rows" in out
+    assert "day 2025-03-01: rows" in out and "day 2025-03-02: rows" in out
 
 
 def test_cli_load_errors_are_one_sentence(history, tmp_path, capsys):

@@ -4,7 +4,8 @@ Which days: the union of the ``touched`` lists of the manifests of every run aft
 warehouse's last loaded run (a manifest's ``touched`` names every day whose partition that
 run rewrote: its new day, days that received late rows, days it changed). Each such day is
 reloaded whole: its rows are deleted from ``sales`` and the day's current file(s), as listed
-by the last manifest and checked against it (``files.check_files``), are inserted. Because a
+by the last manifest, are inserted (``fastgen.sinks.commit.insert_days``: checked
+against the manifest first, their rows counted after). Because a
 day is replaced rather than patched, this handles soft deletes (the row comes back with
 is_deleted and deleted_at set) and hard deletes (the row is absent from the new file, so it
 disappears) without any special case.
@@ -18,13 +19,16 @@ last load, which levels off once history is longer than the window of changed da
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import duckdb
 
 from fastgen.dataset import Dataset
-from fastgen.loaders.files import check_files, file_bytes
 from fastgen.loaders.tables import TABLE, State
-from fastgen.loaders.warehouse import LoadStats, Work, affected, insert_files, run_load
+from fastgen.loaders.target import Warehouse, affected
+from fastgen.loaders.warehouse import LoadStats, run_load
 from fastgen.schema import PARTITION_KEY
+from fastgen.sinks.commit import Work, insert_days
 
 
 def load(dataset: Dataset, con: duckdb.DuckDBPyConnection) -> LoadStats:
@@ -42,21 +46,17 @@ def changed_days(dataset: Dataset, after_run: int, last: dict) -> list[str]:
     return sorted(days)
 
 
-def _reload(con: duckdb.DuckDBPyConnection, dataset: Dataset, before: State | None,
-            last: dict) -> Work:
+def _reload(target: Warehouse, dataset: Dataset, before: State | None, last: dict) -> Work:
     days = changed_days(dataset, before.last_run if before else -1, last)
     if not days:
-        return Work(0, 0, 0, 0, None)
-    rels = [rel for day in days for rel in last["partitions"][day]["files"]]
-    check_files(dataset, last, rels)
+        return Work("incremental")
     # Literal dates (ISO strings from manifests) let DuckDB prune row groups by zonemap.
     in_days = ", ".join(f"DATE '{day}'" for day in days)
-    deleted = delete_days(con, in_days)
-    inserted = insert_files(con, dataset, last, rels)
-    watermark = con.execute(f"SELECT max(updated_at) FROM {TABLE} "
-                            f"WHERE {PARTITION_KEY} IN ({in_days})").fetchone()[0]
-    return Work(rows_read=inserted, bytes_read=sum(file_bytes(dataset, last, r) for r in rels),
-                partitions=len(days), rows_changed=deleted + inserted, watermark=watermark)
+    deleted = delete_days(target.con, in_days)
+    work = insert_days(dataset, target, last, days)
+    mark = target.con.execute(f"SELECT max(updated_at) FROM {TABLE} "
+                              f"WHERE {PARTITION_KEY} IN ({in_days})").fetchone()[0]
+    return replace(work, changes=deleted + work.changes, watermark=mark)
 
 
 def delete_days(con: duckdb.DuckDBPyConnection, in_days: str) -> int:

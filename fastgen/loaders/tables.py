@@ -9,16 +9,14 @@ loaded up to (``last_run``; for CDC also the last applied ``commit_version``), t
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 import polars as pl
 
-from fastgen.dataset import Dataset
 from fastgen.schema import PARTITION_KEY, SALES_SCHEMA
+from fastgen.sinks.position import Position
 
 TABLE = "sales"
 STATE_TABLE = "fastgen_load_state"
@@ -50,23 +48,22 @@ class State:
 
     strategy: str
     last_run: int
+    last_run_date: date
     watermark: datetime | None
     dataset: str
     load_number: int
 
-
-def fingerprint(dataset: Dataset) -> str:
-    """Identity of a dataset's contents: its model and start date (not its folder)."""
-    key = json.dumps({"model": dataset.identity.raw["model"], "start": dataset.start.isoformat()},
-                     sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+    @property
+    def position(self) -> Position:
+        return Position(self.dataset, self.last_run, self.last_run_date)
 
 
 def state(con: duckdb.DuckDBPyConnection) -> State | None:
     """The warehouse's most recent load, or None for a warehouse never loaded."""
-    row = con.execute(f"SELECT strategy, last_run, watermark, dataset, load_number FROM "
-                      f"{STATE_TABLE} ORDER BY load_number DESC LIMIT 1").fetchone()
-    return State(*row) if row else None
+    rows = con.execute(f"SELECT strategy, last_run, last_run_date, watermark, dataset, "
+                       f"load_number FROM {STATE_TABLE} ORDER BY load_number DESC LIMIT 1"
+                       ).fetchall()
+    return State(*rows[0]) if rows else None
 
 
 def strategy_state(con: duckdb.DuckDBPyConnection, strategy: str) -> dict | None:

@@ -1,7 +1,7 @@
 """Exactly-once targets: databases that execute each run's inserts, updates and deletes.
 
 ``sink(data, url)`` brings a database to the dataset's last committed run, one transaction
-per run with its position (``base.apply``); ``verify(data, url)`` checks its ``sales``
+per run with its position (``commit.apply``); ``verify(data, url)`` checks its ``sales``
 against the ground truth of the run it holds. URLs: ``sqlite:///file.db`` (``sqlite``) and
 ``postgresql://user@host:port/db`` (``postgres``, needs ``fastgen[postgres]``). A driver's
 failure becomes one ``DatasetError`` line, with the password scrubbed from it.
@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 
 from fastgen.dataset import Dataset
 from fastgen.errors import UsageError
-from fastgen.sinks.base import Applied, SinkStats, Target, apply
+from fastgen.sinks.base import Target
+from fastgen.sinks.commit import Applied, SinkStats, apply
 from fastgen.sinks.position import STATE_TABLE, Position, fingerprint
 from fastgen.sinks.url import DatabaseUrl, parse
 from fastgen.sinks.verify import Report, verify as verify_target

@@ -1,44 +1,30 @@
-"""The exactly-once core of every sink: apply run r and record it, in one transaction.
+"""What every target of the exactly-once core (``fastgen.sinks.commit``) is: a database with
+transactions, a ``sales`` table, a control row and row-level DML (``Target``), and the rules
+its SQL follows (``quoted`` identifiers, values only as parameters or COPY data).
 
-``apply`` brings a target (a database, ``Target``) from its position to the dataset's last
-committed run:
-
-- a target that holds nothing yet takes the *bulk path*: the export after the last run is a
-  snapshot of the whole history, so its rows are inserted (in pieces, with the database's
-  fastest insert) and that run is recorded, in one transaction;
-- otherwise each run after the target's position is applied in its own transaction: the
-  run's feed, read in bounded pieces, becomes row-level DML on ``sales`` (an insert, an
-  UPDATE of every column for an update or a soft delete, a DELETE for a hard delete), then
-  the control row moves to that run, then COMMIT. A CDC tool reading the database's log sees
-  one event per change of the feed, and no untouched row is rewritten.
-
-Every transaction first takes the target's write lock, then re-reads the position, so two
-sinks on one database apply each run once. A run's DML must touch exactly the rows its feed
-names: an UPDATE or DELETE of a row that is not there means the table is not the previous
-run's, and the run is rolled back with a message, never half-applied. Killed anywhere, the
-target keeps its last whole run, and the next ``apply`` goes on from there.
+Dialects: ``sqlite``, ``postgres``, and the loaders' DuckDB warehouse
+(``fastgen.loaders.warehouse.Warehouse``).
 """
 
 from __future__ import annotations
 
 import re
-import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from fastgen.dataset import Dataset
-from fastgen.errors import DatasetError, UsageError
-from fastgen.faults import fault
-from fastgen.loaders.files import last_manifest
-from fastgen.sinks import position as positions
-from fastgen.sinks.position import Position, fingerprint
-from fastgen.sinks.source import feed_pieces, snapshot_pieces
+from fastgen.errors import UsageError
+from fastgen.sinks.position import STATE_TABLE, Position
+from fastgen.sinks.source import sales_pieces
 from fastgen.sinks.url import DatabaseUrl
+
+if TYPE_CHECKING:
+    from fastgen.sinks.commit import Work
 
 TABLE = "sales"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
@@ -62,30 +48,6 @@ def shape_difference(found: list[tuple[str, str]], wanted: list[tuple[str, str]]
     return f"{len(found)} columns, fastgen's has {len(wanted)}"
 
 
-@dataclass(frozen=True)
-class Applied:
-    """One transaction a sink committed."""
-
-    run: int
-    run_date: date
-    method: str  # "bulk" (a snapshot) or "feed"
-    changes: int  # rows inserted, updated or deleted
-    seconds: float
-
-
-@dataclass(frozen=True)
-class SinkStats:
-    target: str  # the redacted URL
-    from_run: int  # -1: the target held nothing
-    to_run: int
-    to_date: date
-    applied: tuple[Applied, ...]
-
-    @property
-    def changes(self) -> int:
-        return sum(a.changes for a in self.applied)
-
-
 class Target(ABC):
     """A database a sink writes: its connection, transactions, DDL and DML.
 
@@ -93,18 +55,37 @@ class Target(ABC):
     quoted identifiers (``quoted``); every value goes as a parameter or as COPY data.
     """
 
-    def __init__(self, url: DatabaseUrl):
+    state_table = STATE_TABLE  # where its control row lives
+    begin = "BEGIN"  # opens a write transaction (``transaction``)
+    # What a user can do about a target of another dataset, ahead of it, or not made by fastgen.
+    remedy = f"use another database, or drop its tables {TABLE} and {STATE_TABLE}"
+
+    def __init__(self, url: DatabaseUrl | None):
         self.url = url
+
+    @property
+    def name(self) -> str:
+        """How messages name the target (a URL without its password)."""
+        return str(self.url)
 
     # ---- connection and transactions ----------------------------------------------------
     @abstractmethod
     def close(self, committed: bool) -> None:
         """Close the connection; ``committed`` says whether anything was ever committed."""
 
-    @abstractmethod
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """BEGIN with the target's write lock held; COMMIT, or ROLLBACK on any exception."""
+        """BEGIN with the target's write lock held; COMMIT, or ROLLBACK on any exception.
+
+        This one serves a DB-API connection ``self.con`` whose ``begin`` statement takes the
+        write lock; a driver with its own transaction blocks overrides it."""
+        self.con.execute(self.begin)
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -131,7 +112,7 @@ class Target(ABC):
         """The control row, or None."""
 
     @abstractmethod
-    def record(self, position: Position, method: str, changes: int) -> None:
+    def record(self, position: Position, work: Work) -> None:
         """Write the control row."""
 
     @abstractmethod
@@ -139,6 +120,12 @@ class Target(ABC):
         """Rows in ``sales``."""
 
     # ---- data ---------------------------------------------------------------------------
+    def insert_files(self, dataset: Dataset, last: dict, rels: list[str]) -> int:
+        """Insert the rows of these committed sales files (checked already); rows inserted.
+        By default in pieces through ``insert_rows``; a database that reads Parquet itself
+        may do better."""
+        return sum(self.insert_rows(piece) for piece in sales_pieces(dataset, last, rels))
+
     @abstractmethod
     def insert_rows(self, piece: pl.DataFrame) -> int:
         """Insert rows (columns ``source.TABLE_COLUMNS``) with the bulk path; rows inserted."""
@@ -156,84 +143,3 @@ class Target(ABC):
         """The rows of days first..last as Int64 columns ``day`` (days since 1970-01-01) and
         ``fastgen.schema.SALES_COLUMNS`` in the kernels' encoding (us, cents, 0/1,
         NOT_DELETED for a null deleted_at), for ``fastgen.digest.digest_arrays``."""
-
-
-def apply(dataset: Dataset, target: Target,
-          on_applied: Callable[[Applied], None] | None = None) -> SinkStats:
-    """Bring ``target`` to the dataset's last committed run, one transaction per run.
-
-    Hold ``dataset.reading()`` around it (as ``fastgen sink`` does) so that a commit does not
-    replace files while they are read.
-    """
-    last = last_manifest(dataset)
-    ident = fingerprint(dataset)
-    done: list[Applied] = []
-    start: int | None = None
-    manifests: dict[int, dict] = {}
-    while True:
-        t0 = time.perf_counter()
-        with target.transaction():
-            target.prepare()
-            where = target.position()
-            positions.check(where, dataset, last, str(target.url))
-            run = where.last_run if where else -1
-            start = run if start is None else start
-            if run == last["run"]:
-                break
-            if where is None:
-                if target.row_count():
-                    raise UsageError(f"the sales table of {target.url} has rows but no "
-                                     f"{positions.STATE_TABLE} row; fastgen did not make it. "
-                                     "Use another database, or empty the table.")
-                method, run, changes = "bulk", last["run"], _bulk(dataset, target, last)
-            else:
-                run += 1
-                if run not in manifests:
-                    manifests.update(_manifests(dataset, run, last))
-                method, changes = "feed", _feed(dataset, target, last, manifests[run])
-            fault("sink")
-            target.record(Position(ident, run, dataset.sim.date_of(run)), method, changes)
-        applied = Applied(run, dataset.sim.date_of(run), method, changes,
-                          time.perf_counter() - t0)
-        done.append(applied)
-        if on_applied:
-            on_applied(applied)
-    return SinkStats(str(target.url), start, last["run"], date.fromisoformat(last["run_date"]),
-                     tuple(done))
-
-
-def _manifests(dataset: Dataset, first: int, last: dict) -> dict[int, dict]:
-    if dataset.feed == "none":
-        raise UsageError(f"{dataset.root} has no change feed (it was made with --feed none), "
-                         f"so runs after {first - 1} cannot be applied as changes; sink it "
-                         "into a new database (the first apply copies the whole export).")
-    return {m["run"]: m for m in dataset.manifests(first, last["run"])}
-
-
-def _bulk(dataset: Dataset, target: Target, last: dict) -> int:
-    inserted = sum(target.insert_rows(piece) for piece in snapshot_pieces(dataset, last))
-    expected = sum(truth["rows"] for truth in last["partitions"].values())
-    if inserted != expected:
-        raise DatasetError(f"the export of run {last['run']} held {inserted} rows, its "
-                           f"manifest says {expected}; nothing was applied (run "
-                           "`fastgen verify`).")
-    return inserted
-
-
-def _feed(dataset: Dataset, target: Target, last: dict, manifest: dict) -> int:
-    """Apply one run's feed; its counts must be what the feed asked for."""
-    wanted = [0, 0, 0]
-    got = [0, 0, 0]
-    for piece in feed_pieces(dataset, last, manifest["feed"]):
-        ops = piece["op"]
-        for i, op in enumerate(("insert", "update", "delete")):
-            wanted[i] += int((ops == op).sum())
-        for i, n in enumerate(target.apply_changes(piece)):
-            got[i] += n
-    if got != wanted:
-        kinds = ", ".join(f"{g} of {w} {k}" for g, w, k in
-                          zip(got, wanted, ("inserts", "updates", "deletes")) if g != w)
-        raise DatasetError(f"the sales table of {target.url} is not at run "
-                           f"{manifest['run'] - 1}: run {manifest['run']} found {kinds}; "
-                           "nothing of it was applied (run `fastgen verify --db`).")
-    return sum(got)

@@ -26,6 +26,7 @@ import psycopg
 from fastgen.errors import DatasetError, UsageError
 from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
 from fastgen.sinks.base import TABLE, Target, quoted, shape_difference
+from fastgen.sinks.commit import Work
 from fastgen.sinks.position import STATE_COLUMNS, STATE_ROW_ID, STATE_TABLE, Position
 from fastgen.sinks.source import TABLE_COLUMNS, sql_types
 from fastgen.sinks.url import DatabaseUrl
@@ -139,7 +140,7 @@ class PostgresTarget(Target):
                                f"{quoted(STATE_TABLE)} WHERE id = %s", [STATE_ROW_ID]).fetchone()
         return Position(*row) if row else None
 
-    def record(self, position: Position, method: str, changes: int) -> None:
+    def record(self, position: Position, work: Work) -> None:
         self.con.execute(
             f"INSERT INTO {quoted(STATE_TABLE)} VALUES (%s, %s, %s, %s, "
             "localtimestamp, %s, %s) ON CONFLICT (id) DO UPDATE SET dataset = EXCLUDED.dataset, "
@@ -147,7 +148,7 @@ class PostgresTarget(Target):
             "applied_at = EXCLUDED.applied_at, method = EXCLUDED.method, "
             "changes = EXCLUDED.changes",
             [STATE_ROW_ID, position.dataset, position.last_run, position.last_run_date,
-             method, changes])
+             work.method, work.changes])
 
     def row_count(self) -> int:
         return self.con.execute(f"SELECT count(*) FROM {_T}").fetchone()[0]

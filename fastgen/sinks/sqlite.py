@@ -24,6 +24,7 @@ import polars as pl
 from fastgen.errors import DatasetError, UsageError
 from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
 from fastgen.sinks.base import TABLE, Target, quoted, shape_difference
+from fastgen.sinks.commit import Work
 from fastgen.sinks.position import STATE_COLUMNS, STATE_ROW_ID, STATE_TABLE, Position
 from fastgen.sinks.source import TABLE_COLUMNS, sql_types
 from fastgen.sinks.url import DatabaseUrl
@@ -54,6 +55,8 @@ EXPECTED = {TABLE: [(c, "INTEGER" if c == "sale_id" else t) for c, t in TYPES.it
 
 
 class SqliteTarget(Target):
+    begin = "BEGIN IMMEDIATE"  # takes SQLite's write lock at once
+
     def __init__(self, url: DatabaseUrl):
         super().__init__(url)
         path = url.path
@@ -78,16 +81,6 @@ class SqliteTarget(Target):
         if self._created and not committed:  # a file this sink made and never filled
             for suffix in ("", "-wal", "-shm"):
                 self.url.path.with_name(self.url.path.name + suffix).unlink(missing_ok=True)
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        self.con.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -123,11 +116,11 @@ class SqliteTarget(Target):
                                f"{quoted(STATE_TABLE)} WHERE id = ?", [STATE_ROW_ID]).fetchone()
         return Position(row[0], row[1], date.fromisoformat(row[2])) if row else None
 
-    def record(self, position: Position, method: str, changes: int) -> None:
+    def record(self, position: Position, work: Work) -> None:
         self.con.execute(f"INSERT OR REPLACE INTO {quoted(STATE_TABLE)} VALUES "
                          "(?, ?, ?, ?, strftime('%Y-%m-%d %H:%M:%f', 'now'), ?, ?)",
                          [STATE_ROW_ID, position.dataset, position.last_run,
-                          position.last_run_date.isoformat(), method, changes])
+                          position.last_run_date.isoformat(), work.method, work.changes])
 
     def row_count(self) -> int:
         return self.con.execute(f"SELECT count(*) FROM {_T}").fetchone()[0]

@@ -40,18 +40,18 @@ def verify(dataset: Dataset, target: Target) -> Report:
     """Each day of ``sales`` that differs from the truth after the target's last run."""
     with target.reading():
         if not target.has_tables():
-            return Report([f"{target.url} has no fastgen tables; run `fastgen sink` first"],
+            return Report([f"{target.name} has no fastgen tables; run `fastgen sink` first"],
                           None, None, 0, None)
         target.check_shape()
         where = target.position()
         if where is None:
-            return Report([f"{target.url} has never been applied to"], None, None, 0, None)
+            return Report([f"{target.name} has never been applied to"], None, None, 0, None)
         if where.dataset != fingerprint(dataset):
-            return Report([f"{target.url} holds another dataset than {dataset.root}"],
+            return Report([f"{target.name} holds another dataset than {dataset.root}"],
                           where.last_run, where.last_run_date, 0, None)
         state = dataset.snapshot(where.last_run)
         if state is None:
-            return Report([f"{target.url} is at run {where.last_run} "
+            return Report([f"{target.name} is at run {where.last_run} "
                            f"({where.last_run_date}), which {dataset.root} has not made"],
                           where.last_run, where.last_run_date, 0, None)
         problems = compare(state["partitions"], target)
@@ -62,8 +62,9 @@ def verify(dataset: Dataset, target: Target) -> Report:
                   behind)
 
 
-def compare(truth: dict[str, dict], target: Target) -> list[str]:
-    """Differences between the manifest's days (``truth``) and the target's, by day."""
+def compare(truth: dict[str, dict], target: Target, place: str = "the database") -> list[str]:
+    """Differences between the manifest's days (``truth``) and the target's, by day, each
+    in one line that names the day (and calls the target ``place``)."""
     counts = target.day_counts()
     problems = []
     present = sorted(counts)
@@ -71,16 +72,16 @@ def compare(truth: dict[str, dict], target: Target) -> list[str]:
         for day, actual in _digests(target.encoded(first, last)).items():
             expected = truth.get(day.isoformat())
             if expected is None:
-                problems.append(f"day {day}: {actual['rows']} rows in the database, none in "
-                                "the dataset")
+                problems.append(f"day {day}: {actual['rows']} rows in {place}, none in the "
+                                "dataset")
                 continue
             for key in KEYS:
                 if actual[key] != expected[key]:
-                    problems.append(f"day {day}: {key} is {actual[key]} in the database, "
+                    problems.append(f"day {day}: {key} is {actual[key]} in {place}, "
                                     f"the manifest says {expected[key]}")
     for day, expected in truth.items():
         if date.fromisoformat(day) not in counts and expected["rows"]:
-            problems.append(f"day {day}: missing from the database ({expected['rows']} rows "
+            problems.append(f"day {day}: missing from {place} ({expected['rows']} rows "
                             "in the dataset)")
     return sorted(problems)
 

@@ -1,0 +1,134 @@
+"""The warehouse as a target of the exactly-once core (``fastgen.sinks.base.Target``).
+
+The core (``fastgen.sinks.commit``) decides what a transaction does and checks it; this is
+DuckDB's way of doing it: a sales file is read by DuckDB itself (``files.sales_select``), a
+piece of a feed is registered as a view and becomes three set-based statements (INSERT,
+UPDATE ... FROM, DELETE ... USING), whose row counts the core checks against the feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from fastgen.dataset import Dataset
+from fastgen.loaders.files import sales_select
+from fastgen.loaders.tables import STATE_TABLE, TABLE, TABLE_COLUMNS, State, state
+from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_SCHEMA
+from fastgen.sinks.base import Target
+from fastgen.sinks.commit import Work
+from fastgen.sinks.position import Position
+
+PIECE = "fastgen_piece"  # a feed or sales piece, registered as a view while it is applied
+_COLS = ", ".join(TABLE_COLUMNS)
+_SET = ", ".join(f"{c} = p.{c}" for c in TABLE_COLUMNS if c != "sale_id")
+
+
+def _encoded(name: str, dtype: pl.DataType) -> str:
+    """SQL for a column in the kernels' int64 encoding (``fastgen.digest.digest_arrays``)."""
+    if isinstance(dtype, pl.Decimal):
+        return f"({name} * {10 ** dtype.scale})::BIGINT"
+    if isinstance(dtype, pl.Datetime):
+        us = f"epoch_us({name})"
+        return f"coalesce({us}, {NOT_DELETED})" if name == "deleted_at" else us
+    return f"{name}::BIGINT"
+
+
+ENCODED = (f"SELECT ({PARTITION_KEY} - DATE '1970-01-01')::BIGINT AS day, "
+           + ", ".join(f"{_encoded(n, t)} AS {n}" for n, t in SALES_SCHEMA.items())
+           + f" FROM {TABLE} WHERE {PARTITION_KEY} BETWEEN ? AND ?")
+
+
+class Warehouse(Target):
+    """The warehouse, seen by the core as one strategy's target: its position is its most
+    recent load (``tables.state``, any strategy), its control row the strategy's own."""
+
+    state_table = STATE_TABLE
+    remedy = "load it with --strategy full first"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, strategy: str):
+        super().__init__(None)
+        self.con, self.strategy = con, strategy
+        self.state: State | None = None  # read with the position, under the transaction
+
+    @property
+    def name(self) -> str:
+        return "the warehouse"
+
+    def close(self, committed: bool) -> None:
+        """The connection is the caller's (``connect``)."""
+
+    def check_shape(self) -> None:
+        """``connect`` made the tables; a table of another shape fails in its statements."""
+
+    def prepare(self) -> None:
+        """``connect`` made the tables."""
+
+    def has_tables(self) -> bool:
+        return True
+
+    def position(self) -> Position | None:
+        self.state = state(self.con)
+        return self.state.position if self.state else None
+
+    def record(self, position: Position, work: Work) -> None:
+        save_state(self.con, self.strategy, position, work,
+                   (self.state.load_number if self.state else 0) + 1)
+
+    def row_count(self) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
+
+    def insert_files(self, dataset: Dataset, last: dict, rels: list[str]) -> int:
+        """DuckDB reads the files itself, in parallel, each row under its file's day."""
+        select, params = sales_select(dataset, last, rels)
+        return affected(self.con, f"INSERT INTO {TABLE} ({_COLS}) {select}", params)
+
+    def insert_rows(self, piece: pl.DataFrame) -> int:
+        with self._registered(piece):
+            return affected(self.con, f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} FROM {PIECE}")
+
+    def apply_changes(self, piece: pl.DataFrame) -> tuple[int, int, int]:
+        with self._registered(piece):
+            return (affected(self.con, f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} "
+                                       f"FROM {PIECE} WHERE op = 'insert'"),
+                    affected(self.con, f"UPDATE {TABLE} AS t SET {_SET} FROM {PIECE} AS p "
+                                       "WHERE p.op = 'update' AND t.sale_id = p.sale_id"),
+                    affected(self.con, f"DELETE FROM {TABLE} AS t USING {PIECE} AS p "
+                                       "WHERE p.op = 'delete' AND t.sale_id = p.sale_id"))
+
+    @contextmanager
+    def _registered(self, piece: pl.DataFrame) -> Iterator[None]:
+        self.con.register(PIECE, piece.to_arrow())
+        try:
+            yield
+        finally:
+            self.con.unregister(PIECE)
+
+    def day_counts(self) -> dict[date, int]:
+        return dict(self.con.execute(f"SELECT {PARTITION_KEY}, count(*) FROM {TABLE} "
+                                     "GROUP BY ALL").fetchall())
+
+    def encoded(self, first: date, last: date) -> pl.DataFrame:
+        return pl.DataFrame(self.con.execute(ENCODED, [first, last]).fetchnumpy())
+
+
+def save_state(con: duckdb.DuckDBPyConnection, strategy: str, position: Position, work: Work,
+               load_number: int) -> None:
+    """Write the strategy's control row (inside the load's transaction)."""
+    con.execute(f"DELETE FROM {STATE_TABLE} WHERE strategy = ?", [strategy])
+    con.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, "
+                "?, ?, ?, ?)",
+                [strategy, position.last_run, position.last_run_date, position.last_run,
+                 work.watermark, position.dataset, load_number, work.rows_read,
+                 work.bytes_read, len(work.days), work.changes])
+
+
+def affected(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> int:
+    """Run a DML statement; the number of rows it changed. (Fetched to the end: DuckDB
+    refuses to register a view while a result is unfinished.)"""
+    rows = con.execute(sql, params or []).fetchall()
+    return int(rows[0][0]) if rows else 0
