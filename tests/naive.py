@@ -277,3 +277,47 @@ def ints(frame):
             col = col.dt.epoch("us")
         exprs.append(col.cast(pl.Int64).fill_null(NOT_DELETED).alias(name))
     return frame.select(exprs + [pl.col(c) for c in frame.columns if c not in SALES_COLUMNS])
+
+
+# ---- type 2 history -------------------------------------------------------------------------
+HISTORY_START = 0x13198A2E03707344
+
+
+def version_hash(sale_id: int, version: int, valid_from: int, valid_to: int | None) -> int:
+    """The hash of one history row, chained column by column as the kernel does."""
+    h = HISTORY_START
+    for value in (sale_id, version, valid_from, NOT_DELETED if valid_to is None else valid_to):
+        h = mix64(h ^ (value & MASK64))
+    return h
+
+
+def history_from_feed(feed: list[dict]) -> dict[str, tuple[int, int]]:
+    """Per day (sale_date, ISO): (versions, hash) of the type 2 history the feed events make.
+
+    Each insert or update (soft deletes included) opens a version at its ``after.updated_at``
+    and closes the sale's previous one there; a delete closes it at the event's commit_ts.
+    Events are taken by sale_id, then run: a run changes a sale at most once.
+    """
+    by_sale: dict[int, list[dict]] = {}
+    for event in feed:
+        by_sale.setdefault(event["sale_id"], []).append(event)
+    out: dict[str, list[int]] = {}
+    for sale_id, events in by_sale.items():
+        events.sort(key=lambda e: e["commit_version"])
+        opened = None  # (version, valid_from, day)
+        rows = []
+        for event in events:
+            at = event["commit_ts"] if event["op"] == "delete" else event["after"]["updated_at"]
+            if opened is not None:
+                rows.append((*opened[:2], at, opened[2]))
+                opened = None
+            if event["op"] != "delete":
+                opened = (event["after"]["version"], at, event["sale_date"])
+        if opened is not None:
+            rows.append((*opened[:2], None, opened[2]))
+        for version, valid_from, valid_to, day in rows:
+            count_hash = out.setdefault(day, [0, 0])
+            count_hash[0] += 1
+            count_hash[1] = (count_hash[1] + version_hash(sale_id, version, valid_from,
+                                                          valid_to)) & MASK64
+    return {day: (n, h) for day, (n, h) in out.items()}

@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fastgen import history
 from fastgen.build import resume, tasks
 from fastgen.build.executors import Executor, Serial
 from fastgen.build.plan import Context, Plan, plan
@@ -23,6 +24,7 @@ from fastgen.dataset import commit, layout, snapshot
 from fastgen.dataset.layout import tmp_name
 from fastgen.dataset import manifest as manifests
 from fastgen.digest import Digest
+from fastgen.history import History
 from fastgen.faults import fault
 
 if TYPE_CHECKING:
@@ -165,6 +167,11 @@ class Batch:
                 for name, n in fact.counts.items():
                     counts[name] += n
             truth = Digest.combine([Digest.from_json(f.digest) for f in facts]).to_json()
+            before = partitions.get(sim.date_of(day).isoformat())
+            versions = History.from_json(before) if before else history.NONE
+            for fact in facts:
+                versions += History.from_json(fact.history)
+            truth |= versions.to_json()
             truth["last_run"] = run
             truth["files"] = [self.ds.rel(self.ds.part_path(day, k)) for k in range(sim.parts())]
             partitions[sim.date_of(day).isoformat()] = truth

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from fastgen import history
 from fastgen.build.plan import Context, FeedTask, PartTask
 from fastgen.dataset import layout
 from fastgen.dataset.layout import tmp_name
@@ -50,6 +51,7 @@ class RunFacts:
     """What a part task learned about one run that touched its day."""
 
     digest: dict  # of the part after the run
+    history: dict = field(default_factory=history.NONE.to_json)  # what the run adds (a delta)
     counts: dict[str, int] = field(default_factory=dict)  # updates, soft and hard deletes
     piece_rows: int = 0  # rows of the run's feed piece for this part (0: none staged)
     piece_bytes: int = 0
@@ -135,29 +137,38 @@ def make_part(context: Context, task: PartTask) -> PartResult:
                          insert_path(context, day, index), wait=False)
         if task.runs == (day,):  # nothing else in the call changes the part: no copy of it
             digest = digest_arrays([inserted], [on_time])
+            made = history.inserted(inserted, on_time)
             written = _stage(context, rows.filter(pl.Series(on_time)), part_path(context, day, index))
             fault("partition")
-            return PartResult(task, {day: RunFacts(digest.to_json())}, written, inserts())
+            return PartResult(task, {day: RunFacts(digest.to_json(), made.to_json())}, written,
+                              inserts())
         part = sim.part_of_inserts(day, index, inserted, on_time)
         inserts = inserts()
         del rows, inserted
     else:
         part, inserts = _starting_part(context, day, index), None
     digest = digest_arrays([part.columns], [part.alive])
+    # A day the call creates starts its history in its own run; an older one's is in the
+    # previous manifest, which the driver adds each run's delta to.
+    made = history.inserted(part.columns) if day >= context.first else history.NONE
     facts: dict[int, RunFacts] = {}
     for run in task.runs:
         held = part.slots.size
         captured = part.advance(sim, run, capture=day in sim.chosen_days(run)).get(run)
         pieces, signs = [digest], [1]
         if part.slots.size > held:  # late rows landed
-            pieces.append(digest_arrays([{k: v[held:] for k, v in part.columns.items()}]))
+            landed = {k: v[held:] for k, v in part.columns.items()}
+            pieces.append(digest_arrays([landed]))
             signs.append(1)
+            made += history.inserted(landed)
         counts = {name: 0 for name, _ in _KINDS}
         if captured is not None and captured.kinds.size:
             pieces += [digest_arrays([captured.before]),
                        digest_arrays([captured.after], [captured.kinds != ck.HARD_DELETE])]
             signs += [-1, 1]
             counts = {name: int((captured.kinds == kind).sum()) for name, kind in _KINDS}
+            made += history.changed(captured.kinds, captured.before, captured.after,
+                                    sim.day_start_us(run + 1))  # the run's commit_ts
         if captured is not None and captured.kinds.size and context.feed:
             frame = feed_format.changes(run, commit_ts(context, run), sim.date_of(day),
                                         captured.kinds, captured.before, captured.after)
@@ -168,7 +179,8 @@ def make_part(context: Context, task: PartTask) -> PartResult:
         else:
             piece = (0, 0, "")
         digest = Digest.combine(pieces, signs)
-        facts[run] = RunFacts(digest.to_json(), counts, *piece)
+        facts[run] = RunFacts(digest.to_json(), made.to_json(), counts, *piece)
+        made = history.NONE
     written = _stage(context, part.frame(), part_path(context, day, index))
     fault("partition")
     return PartResult(task, facts, written, inserts)

@@ -31,7 +31,7 @@ _KEYS = {"format_version": int, "run": int, "run_date": str, "commit_ts": str, "
          "touched": list, "feed": list, "partitions": dict, "identity": dict, "checksum": str}
 _COMMIT_KEYS = {"files": dict, "files_complete": bool, "renames": list, "bytes_written": int}
 _PARTITION_KEYS = {"files": list, "rows": int, "live_rows": int, "amount": str,
-                   "row_hash": str, "last_run": int}
+                   "row_hash": str, "versions": int, "history_hash": str, "last_run": int}
 _FILE_KEYS = {"bytes": int, "sha256": str}
 
 
