@@ -45,7 +45,9 @@ ENCODED = (f"SELECT ({PARTITION_KEY} - DATE '1970-01-01')::BIGINT AS day, "
 
 class Warehouse(Target):
     """The warehouse, seen by the core as one strategy's target: its position is its most
-    recent load (``tables.state``, any strategy), its control row the strategy's own."""
+    recent load (``tables.state``, any strategy), its control row the strategy's own. Its
+    tables are made by ``warehouse.connect`` (so ``expected`` and ``create`` stay empty); a
+    table of another shape fails in the load's first statement."""
 
     state_table = STATE_TABLE
     remedy = "load it with --strategy full first"
@@ -61,15 +63,6 @@ class Warehouse(Target):
 
     def close(self, committed: bool) -> None:
         """The connection is the caller's (``connect``)."""
-
-    def check_shape(self) -> None:
-        """``connect`` made the tables; a table of another shape fails in its statements."""
-
-    def prepare(self) -> None:
-        """``connect`` made the tables."""
-
-    def has_tables(self) -> bool:
-        return True
 
     def position(self) -> Position | None:
         self.state = state(self.con)

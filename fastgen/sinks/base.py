@@ -19,7 +19,7 @@ import polars as pl
 
 from fastgen.dataset import Dataset
 from fastgen.errors import UsageError
-from fastgen.sinks.position import STATE_TABLE, Position
+from fastgen.sinks.position import STATE_COLUMNS, STATE_TABLE, Position
 from fastgen.sinks.source import sales_pieces
 from fastgen.sinks.url import DatabaseUrl
 
@@ -46,6 +46,24 @@ def shape_difference(found: list[tuple[str, str]], wanted: list[tuple[str, str]]
         if kind != w_kind:
             return f"{name} is {kind}, fastgen's is {w_kind}"
     return f"{len(found)} columns, fastgen's has {len(wanted)}"
+
+
+INDEXED = ("updated_at", "sold_at")  # a poller's watermark, and the event time
+
+
+def create_statements(columns: dict[str, str], state_types: dict[str, str]) -> list[str]:
+    """DDL, IF NOT EXISTS, of ``sales`` (``columns``: each column's type in the dialect, with
+    its key), its indexes and the control table (``state_types``: the dialect's type for each
+    portable type of ``position.STATE_COLUMNS``)."""
+    table = quoted(TABLE)
+    return [f"CREATE TABLE IF NOT EXISTS {table} ("
+            + ", ".join(f"{quoted(c)} {t}" for c, t in columns.items()) + ")",
+            *(f"CREATE INDEX IF NOT EXISTS {quoted(f'{TABLE}_{c}')} ON {table} ({quoted(c)})"
+              for c in INDEXED),
+            f"CREATE TABLE IF NOT EXISTS {quoted(STATE_TABLE)} ("
+            + ", ".join(f"{quoted(c)} {state_types[t]}{'' if null else ' NOT NULL'}"
+                        for c, t, null in STATE_COLUMNS)
+            + f", PRIMARY KEY ({quoted('id')}))"]
 
 
 class Target(ABC):
@@ -94,18 +112,35 @@ class Target(ABC):
             yield
 
     # ---- tables --------------------------------------------------------------------------
-    @abstractmethod
+    # Each table's (column, type) list as ``columns`` reports it, and the statements that
+    # create the tables and indexes where missing: the dialect's.
+    expected: dict[str, list[tuple[str, str]]] = {}
+    create: list[str] = []
+    shape_remedy = "use another database"
+
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        """A table's (column, type) list, empty when it does not exist."""
+        raise NotImplementedError
+
     def check_shape(self) -> None:
         """UsageError if ``sales`` or the control table exists with another shape."""
+        for table, wanted in self.expected.items():
+            found = self.columns(table)
+            if found and found != wanted:
+                raise UsageError(f"the {table} table of {self.name} has another shape than "
+                                 f"fastgen's ({shape_difference(found, wanted)}); "
+                                 f"{self.shape_remedy}.")
 
-    @abstractmethod
     def prepare(self) -> None:
         """Create ``sales`` and the control table where missing; UsageError for a table of
         another shape. Inside a transaction."""
+        self.check_shape()
+        for statement in self.create:
+            self.con.execute(statement)
 
-    @abstractmethod
     def has_tables(self) -> bool:
         """Whether both tables exist (a target that was never applied to may lack them)."""
+        return all(self.columns(t) for t in self.expected)
 
     @abstractmethod
     def position(self) -> Position | None:

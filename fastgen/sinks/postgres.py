@@ -25,7 +25,7 @@ import psycopg
 
 from fastgen.errors import DatasetError, UsageError
 from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
-from fastgen.sinks.base import TABLE, Target, quoted, shape_difference
+from fastgen.sinks.base import TABLE, Target, create_statements, quoted
 from fastgen.sinks.commit import Work
 from fastgen.sinks.position import STATE_COLUMNS, STATE_ROW_ID, STATE_TABLE, Position
 from fastgen.sinks.source import TABLE_COLUMNS, sql_types
@@ -44,15 +44,8 @@ TIME_TEXT = "%Y-%m-%d %H:%M:%S%.6f"
 
 _T, _S = quoted(TABLE), quoted(STAGE)
 _COLS = ", ".join(quoted(c) for c in TABLE_COLUMNS)
-_DDL = ", ".join(f"{quoted(c)} {t}{' PRIMARY KEY' if c == 'sale_id' else ''}"
-                 for c, t in TYPES.items())
-CREATE = [f"CREATE TABLE IF NOT EXISTS {_T} ({_DDL})",
-          *(f"CREATE INDEX IF NOT EXISTS {quoted(f'{TABLE}_{c}')} ON {_T} ({quoted(c)})"
-            for c in ("updated_at", "sold_at")),
-          f"CREATE TABLE IF NOT EXISTS {quoted(STATE_TABLE)} ("
-          + ", ".join(f"{quoted(c)} {STATE_TYPES[t]}{'' if null else ' NOT NULL'}"
-                      for c, t, null in STATE_COLUMNS)
-          + f", PRIMARY KEY ({quoted('id')}))"]
+CREATE = create_statements(
+    {c: f"{t} PRIMARY KEY" if c == "sale_id" else t for c, t in TYPES.items()}, STATE_TYPES)
 EXPECTED = {TABLE: list(TYPES.items()),
             STATE_TABLE: [(c, STATE_TYPES[t]) for c, t, _ in STATE_COLUMNS]}
 STAGE_DDL = (f"CREATE TEMP TABLE IF NOT EXISTS {_S} (op text, "
@@ -85,6 +78,9 @@ ENCODED = _encoded_sql()
 
 
 class PostgresTarget(Target):
+    expected, create = EXPECTED, CREATE
+    shape_remedy = "use another database or schema"
+
     def __init__(self, url: DatabaseUrl):
         super().__init__(url)
         try:
@@ -112,28 +108,12 @@ class PostgresTarget(Target):
             yield
 
     # ---- tables --------------------------------------------------------------------------
-    def _columns(self, table: str) -> list[tuple[str, str]]:
+    def columns(self, table: str) -> list[tuple[str, str]]:
         rows = self.con.execute(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
             "WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped "
             "ORDER BY a.attnum", [quoted(table)]).fetchall()
         return [tuple(r) for r in rows]
-
-    def has_tables(self) -> bool:
-        return all(self._columns(t) for t in EXPECTED)
-
-    def check_shape(self) -> None:
-        for table, wanted in EXPECTED.items():
-            found = self._columns(table)
-            if found and found != wanted:
-                raise UsageError(f"the {table} table of {self.url} has another shape than "
-                                 f"fastgen's ({shape_difference(found, wanted)}); use another "
-                                 "database or schema.")
-
-    def prepare(self) -> None:
-        self.check_shape()
-        for statement in CREATE:
-            self.con.execute(statement)
 
     def position(self) -> Position | None:
         row = self.con.execute(f"SELECT dataset, last_run, last_run_date FROM "

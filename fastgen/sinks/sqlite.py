@@ -23,7 +23,7 @@ import polars as pl
 
 from fastgen.errors import DatasetError, UsageError
 from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
-from fastgen.sinks.base import TABLE, Target, quoted, shape_difference
+from fastgen.sinks.base import TABLE, Target, create_statements, quoted
 from fastgen.sinks.commit import Work
 from fastgen.sinks.position import STATE_COLUMNS, STATE_ROW_ID, STATE_TABLE, Position
 from fastgen.sinks.source import TABLE_COLUMNS, sql_types
@@ -41,21 +41,16 @@ _SET = ", ".join(f"{quoted(c)} = ?" for c in TABLE_COLUMNS if c != "sale_id")
 UPDATE = f"UPDATE {_T} SET {_SET} WHERE {quoted('sale_id')} = ?"
 DELETE = f"DELETE FROM {_T} WHERE {quoted('sale_id')} = ?"
 # sale_id INTEGER PRIMARY KEY: the rowid itself, so a change finds its row in one B-tree.
-_DDL_COLUMNS = ", ".join(f"{quoted(c)} {'INTEGER PRIMARY KEY' if c == 'sale_id' else t}"
-                         for c, t in TYPES.items())
-CREATE = [f"CREATE TABLE IF NOT EXISTS {_T} ({_DDL_COLUMNS})",
-          *(f"CREATE INDEX IF NOT EXISTS {quoted(f'{TABLE}_{c}')} ON {_T} ({quoted(c)})"
-            for c in ("updated_at", "sold_at")),
-          f"CREATE TABLE IF NOT EXISTS {quoted(STATE_TABLE)} ("
-          + ", ".join(f"{quoted(c)} {t}{'' if null else ' NOT NULL'}"
-                      for c, t, null in STATE_COLUMNS)
-          + f", PRIMARY KEY ({quoted('id')}))"]
+CREATE = create_statements(
+    {c: "INTEGER PRIMARY KEY" if c == "sale_id" else t for c, t in TYPES.items()},
+    {t: t for _, t, _ in STATE_COLUMNS})
 EXPECTED = {TABLE: [(c, "INTEGER" if c == "sale_id" else t) for c, t in TYPES.items()],
             STATE_TABLE: [(c, t) for c, t, _ in STATE_COLUMNS]}
 
 
 class SqliteTarget(Target):
     begin = "BEGIN IMMEDIATE"  # takes SQLite's write lock at once
+    expected, create = EXPECTED, CREATE
 
     def __init__(self, url: DatabaseUrl):
         super().__init__(url)
@@ -91,25 +86,9 @@ class SqliteTarget(Target):
             self.con.execute("ROLLBACK")
 
     # ---- tables --------------------------------------------------------------------------
-    def _columns(self, table: str) -> list[tuple[str, str]]:
+    def columns(self, table: str) -> list[tuple[str, str]]:
         rows = self.con.execute("SELECT name, type FROM pragma_table_info(?)", [table])
         return [(name, kind.upper()) for name, kind in rows]
-
-    def has_tables(self) -> bool:
-        return all(self._columns(t) for t in EXPECTED)
-
-    def check_shape(self) -> None:
-        for table, wanted in EXPECTED.items():
-            found = self._columns(table)
-            if found and found != wanted:
-                raise UsageError(f"the {table} table of {self.url} has another shape than "
-                                 f"fastgen's ({shape_difference(found, wanted)}); use another "
-                                 "database.")
-
-    def prepare(self) -> None:
-        self.check_shape()
-        for statement in CREATE:
-            self.con.execute(statement)
 
     def position(self) -> Position | None:
         row = self.con.execute(f"SELECT dataset, last_run, last_run_date FROM "
