@@ -199,6 +199,51 @@ def test_verify_says_when_the_warehouse_is_behind(history):
     assert len(problems) > 1  # and the days that changed since
 
 
+def test_cdc_applies_a_run_in_bounded_pieces(history, tmp_path, monkeypatch):
+    from fastgen.sinks import source
+
+    data, warehouses = history
+    wh = _copy(warehouses["cdc"], tmp_path)  # at run 7
+    sizes: list[int] = []
+    real = Warehouse.apply_changes
+    monkeypatch.setattr(source, "PIECE_ROWS", 300)
+    monkeypatch.setattr(Warehouse, "apply_changes",
+                        lambda self, piece: sizes.append(piece.height) or real(self, piece))
+    stats = load("cdc", data, wh)
+    assert (stats.from_run, stats.to_run) == (7, 11)
+    feed_rows = sum(Dataset(data).manifest(run)["counts"]["feed_rows"] for run in range(8, 12))
+    assert sum(sizes) == stats.rows_read == feed_rows and max(sizes) <= 300 < feed_rows / 4
+    assert _problems(data, wh) == []
+
+
+def test_cdc_refuses_a_table_that_is_not_at_its_run(history, tmp_path):
+    data, warehouses = history
+    wh = _copy(warehouses["cdc"], tmp_path)  # at run 7
+    feed = pl.concat(pl.read_parquet(data / rel) for rel in Dataset(data).manifest(8)["feed"])
+    updates = feed.filter(pl.col("op") == "update")["sale_id"]  # soft deletes included
+    updated, victim = updates.len(), updates[0]
+    con = duckdb.connect(str(wh))  # a row that run 8 updates goes missing
+    con.execute("DELETE FROM sales WHERE sale_id = ?", [victim])
+    con.close()
+    rows, control = _snapshot(wh)
+    with pytest.raises(fastgen.DatasetError, match=f"not at run 7: run 8 found {updated - 1} "
+                                                   f"of {updated} updates"):
+        load("cdc", data, wh)
+    after_rows, after_control = _snapshot(wh)
+    assert after_rows.equals(rows) and after_control.equals(control)
+
+
+def test_a_first_cdc_load_takes_the_bulk_path(history, tmp_path):
+    data, _ = history
+    stats = load("cdc", data, tmp_path / "w.duckdb")
+    last = Dataset(data).snapshot()
+    assert (stats.from_run, stats.to_run) == (-1, 11)
+    assert stats.rows_read == stats.rows_changed == sum(p["rows"] for p in
+                                                         last["partitions"].values())
+    assert stats.partitions == len(last["partitions"])
+    assert _problems(data, tmp_path / "w.duckdb") == []
+
+
 def test_incremental_and_cdc_refuse_another_dataset(history, tmp_path):
     _, warehouses = history
     other = tmp_path / "other"
