@@ -3,6 +3,10 @@
 Each keeps the warehouse table ``sales`` equal to the dataset's last committed run and its
 position in the control table ``fastgen_load_state``, both in one transaction per load.
 ``verify_warehouse`` checks the table against the ground truth in the last manifest.
+
+They are built on the sinks' exactly-once core (``fastgen.sinks.commit``: the transaction
+with its position and checks, the bulk path, a run's feed in pieces; ``fastgen.sinks.verify``:
+the comparison by day), the warehouse being one more target of it (``target.Warehouse``).
 """
 
 from __future__ import annotations
