@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from fastgen.config import Model
@@ -70,6 +70,17 @@ def _positive(text: str) -> int:
     return value
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> timedelta:
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not found:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (seconds, or 90s, 15m, "
+                                         "6h, 2d)")
+    return timedelta(seconds=float(found[1]) * _UNITS[found[2] or "s"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fastgen", description="Deterministic daily-changing sales data.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -118,9 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "postgresql://user@host:port/db) against the run it holds")
 
     load = sub.add_parser("load", help="bring a DuckDB warehouse up to the dataset's last run")
-    load.add_argument("--strategy", required=True, choices=["full", "incremental", "cdc"],
+    load.add_argument("--strategy", required=True,
+                      choices=["full", "incremental", "cdc", "watermark", "scd2"],
                       help="full: rebuild from every file; incremental: reload the days changed "
-                           "since the last load; cdc: apply the change feeds since the last load")
+                           "since the last load; cdc: apply the change feeds since the last load; "
+                           "watermark: merge the rows with updated_at after the last load's "
+                           "(exact only without hard deletes); scd2: build the type 2 history "
+                           "sales_history from the change feeds")
+    load.add_argument("--lookback", type=_duration, default=None,
+                      help="watermark only: also read rows updated this long before the "
+                           "watermark: seconds, or a number with s, m, h or d (default: 0)")
     load.add_argument("--warehouse", type=Path, required=True, help="DuckDB database file")
     load.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")
 

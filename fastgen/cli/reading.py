@@ -60,11 +60,14 @@ def load(args: argparse.Namespace) -> int:
     from fastgen.loaders import load
 
     ds = Dataset(args.data)
-    s = load(args.strategy, ds, args.warehouse, on_wait=waiting(ds))
+    s = load(args.strategy, ds, args.warehouse, on_wait=waiting(ds), lookback=args.lookback)
     start = "empty" if s.from_run < 0 else f"at run {s.from_run}"
+    groups = "" if s.row_groups is None else f" in {s.row_groups:,} row groups"
     print(f"{args.warehouse}: loaded run {s.to_run} ({s.to_date}) with {s.strategy} ({start} "
-          f"before): {s.rows_read:,} rows and {s.bytes_read / 1e6:.1f} MB read, {s.partitions} "
-          f"days, {s.rows_changed:,} rows changed, {s.seconds:.2f} s")
+          f"before): {s.rows_read:,} rows and {s.bytes_read / 1e6:.1f} MB read{groups}, "
+          f"{s.partitions} days, {s.rows_changed:,} rows changed, {s.seconds:.2f} s")
+    for note in s.notes:
+        print(note, file=sys.stderr)
     return 0
 
 

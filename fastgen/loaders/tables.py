@@ -5,6 +5,11 @@ per row of the dataset's current export (soft-deleted rows included, with their 
 ``fastgen_load_state`` holds one row per strategy that has loaded this warehouse: the run it
 loaded up to (``last_run``; for CDC also the last applied ``commit_version``), the largest
 ``updated_at`` loaded (``watermark``), a fingerprint of the dataset, and the stats of that load.
+
+``sales_history`` (made by the first ``scd2`` load) holds one row per version of each sale,
+with dbt snapshot's column names. Its position is its own control row (strategy ``scd2``),
+never the ``sales`` table's: the two tables may stand at different runs, and a ``sales``
+strategy's position is the most recent load of the others (``state``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from fastgen.sinks.position import Position
 
 TABLE = "sales"
 STATE_TABLE = "fastgen_load_state"
+HISTORY_TABLE = "sales_history"
+HISTORY_STRATEGY = "scd2"  # the one strategy that loads HISTORY_TABLE, not TABLE
 
 
 def sql_type(dtype: pl.DataType) -> str:
@@ -40,6 +47,11 @@ CREATE_STATE = f"""CREATE TABLE IF NOT EXISTS {STATE_TABLE} (
     commit_version BIGINT NOT NULL, watermark TIMESTAMP, dataset VARCHAR NOT NULL,
     load_number BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
     rows_read BIGINT, bytes_read BIGINT, partitions_touched INTEGER, rows_changed BIGINT)"""
+# dbt snapshot's columns (dbt_scd_id, dbt_updated_at, dbt_valid_from, dbt_valid_to) around the
+# version's sales columns; is_current = (dbt_valid_to IS NULL), kept for plain SQL users.
+CREATE_HISTORY = (f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (dbt_scd_id VARCHAR, "
+                  f"{SALES_COLUMNS_SQL}, {PARTITION_KEY} DATE, dbt_updated_at TIMESTAMP, "
+                  "dbt_valid_from TIMESTAMP, dbt_valid_to TIMESTAMP, is_current BOOLEAN)")
 
 
 @dataclass(frozen=True)
@@ -58,11 +70,13 @@ class State:
         return Position(self.dataset, self.last_run, self.last_run_date)
 
 
-def state(con: duckdb.DuckDBPyConnection) -> State | None:
-    """The warehouse's most recent load, or None for a warehouse never loaded."""
+def state(con: duckdb.DuckDBPyConnection, strategy: str | None = None) -> State | None:
+    """The position of ``sales`` (the most recent load of a strategy that keeps it), or with
+    ``strategy`` that strategy's own; None for a table never loaded."""
+    where, params = ("= ?", [strategy]) if strategy else ("<> ?", [HISTORY_STRATEGY])
     rows = con.execute(f"SELECT strategy, last_run, last_run_date, watermark, dataset, "
-                       f"load_number FROM {STATE_TABLE} ORDER BY load_number DESC LIMIT 1"
-                       ).fetchall()
+                       f"load_number FROM {STATE_TABLE} WHERE strategy {where} "
+                       "ORDER BY load_number DESC LIMIT 1", params).fetchall()
     return State(*rows[0]) if rows else None
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 
 import duckdb
 import polars as pl
 
 from fastgen.dataset import Dataset
 from fastgen.loaders.files import sales_select
-from fastgen.loaders.tables import STATE_TABLE, TABLE, TABLE_COLUMNS, State, state
+from fastgen.loaders.tables import (CREATE_HISTORY, HISTORY_STRATEGY, HISTORY_TABLE,
+                                    STATE_TABLE, TABLE, TABLE_COLUMNS, State, state)
 from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_SCHEMA
 from fastgen.sinks.base import Target
 from fastgen.sinks.commit import Work
@@ -69,8 +70,9 @@ class Warehouse(Target):
         return self.state.position if self.state else None
 
     def record(self, position: Position, work: Work) -> None:
-        save_state(self.con, self.strategy, position, work,
-                   (self.state.load_number if self.state else 0) + 1)
+        number = self.con.execute(f"SELECT coalesce(max(load_number), 0) + 1 "
+                                  f"FROM {STATE_TABLE}").fetchone()[0]
+        save_state(self.con, self.strategy, position, work, number)
 
     def row_count(self) -> int:
         return self.con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
@@ -107,6 +109,47 @@ class Warehouse(Target):
 
     def encoded(self, first: date, last: date) -> pl.DataFrame:
         return pl.DataFrame(self.con.execute(ENCODED, [first, last]).fetchnumpy())
+
+
+class HistoryWarehouse(Warehouse):
+    """The warehouse's ``sales_history`` as the core's target (``scd2``): its position is its
+    own control row; a feed piece closes the current version of each sale it updates or
+    deletes and opens the new version of each it inserts or updates. ``closing_at`` is the
+    commit_ts of the run being applied: a hard delete closes the version there."""
+
+    remedy = f"drop its {HISTORY_TABLE} table and its {HISTORY_STRATEGY} control row"
+    create = [CREATE_HISTORY]
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, strategy: str = HISTORY_STRATEGY):
+        super().__init__(con, strategy)
+        self.closing_at: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return f"the warehouse's {HISTORY_TABLE}"
+
+    def position(self) -> Position | None:
+        self.state = state(self.con, HISTORY_STRATEGY)
+        return self.state.position if self.state else None
+
+    def row_count(self) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {HISTORY_TABLE}").fetchall()[0][0]
+
+    def apply_changes(self, piece: pl.DataFrame) -> tuple[int, int, int]:
+        """(sales inserted, versions closed by an update, versions closed by a delete); the
+        versions an update opens are its rows, so the core's check of the closes covers it."""
+        with self._registered(piece):
+            closed = [affected(self.con, f"UPDATE {HISTORY_TABLE} AS h SET is_current = false, "
+                                         f"dbt_valid_to = {to} FROM {PIECE} AS p WHERE "
+                                         f"p.op = '{op}' AND h.sale_id = p.sale_id "
+                                         "AND h.is_current", params)
+                      for op, to, params in (("update", "p.updated_at", None),
+                                             ("delete", "$at", {"at": self.closing_at}))]
+            opened = affected(self.con, f"INSERT INTO {HISTORY_TABLE} SELECT md5(sale_id::VARCHAR "
+                                        f"|| '|' || updated_at::VARCHAR), {_COLS}, updated_at, "
+                                        f"updated_at, NULL, true FROM {PIECE} "
+                                        "WHERE op IN ('insert', 'update') ORDER BY sale_id")
+        return opened - int((piece["op"] == "update").sum()), closed[0], closed[1]
 
 
 def save_state(con: duckdb.DuckDBPyConnection, strategy: str, position: Position, work: Work,

@@ -46,7 +46,7 @@ __all__ = ["STATE_TABLE", "STRATEGIES", "LoadStats", "Warehouse", "Work", "affec
            "connect", "fingerprint", "run_load", "save_state", "strategy_state",
            "verify_warehouse"]
 
-STRATEGIES = ("full", "incremental", "cdc")
+STRATEGIES = ("full", "incremental", "cdc")  # exact for every dataset; and see LOADERS
 # A DuckDB database file starts with its main header: an 8-byte checksum, then these magic
 # bytes (DuckDB's MainHeader::MAGIC_BYTES, checked the same way when DuckDB opens a file).
 DUCKDB_MAGIC, DUCKDB_MAGIC_OFFSET = b"DUCK", 8
@@ -69,11 +69,14 @@ class LoadStats:
     partitions: int
     rows_changed: int
     seconds: float
+    row_groups: int | None = None  # Parquet row groups read (watermark)
+    notes: tuple[str, ...] = ()  # what the user must know of this load (one line each)
 
     def extra_info(self) -> dict:
         return {"rows_read": self.rows_read, "bytes_read": self.bytes_read,
                 "partitions_touched": self.partitions, "rows_changed": self.rows_changed,
-                "from_run": self.from_run, "to_run": self.to_run}
+                "from_run": self.from_run, "to_run": self.to_run,
+                **({"row_groups": self.row_groups} if self.row_groups is not None else {})}
 
 def connect(path: str | os.PathLike, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse file (created if missing, unless ``read_only``) with its tables.
@@ -134,17 +137,18 @@ Body = Callable[[Warehouse, Dataset, State | None, dict], Work]
 
 
 def run_load(strategy: str, dataset: Dataset, con: duckdb.DuckDBPyConnection, body: Body, *,
-             needs_history: bool) -> LoadStats:
+             needs_history: bool, target: type[Warehouse] = Warehouse) -> LoadStats:
     """Run ``body`` and the control-row update in one transaction (``commit.transact``);
     roll back on any error.
 
     With ``needs_history`` (incremental, CDC) the body continues from the warehouse's
     position, so the warehouse must hold this dataset and be at or behind its last run, and
-    the watermark recorded never goes back.
+    the watermark recorded never goes back. ``target`` is the table the body loads
+    (``sales``, or ``sales_history``: ``target.HistoryWarehouse``) with its position.
     """
     t0 = time.perf_counter()
     last = last_manifest(dataset)
-    target = Warehouse(con, strategy)
+    target = target(con, strategy)
 
     def step(_: Position | None) -> tuple[int, Work]:
         before = target.state
