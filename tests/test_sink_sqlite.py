@@ -54,6 +54,10 @@ def test_equals_ground_truth_after_every_run(tmp_path):
             assert sqlite_rows(db) == expected_rows(data)
         if run == 14:  # a second database first loaded late takes the bulk path, then feeds
             assert [a.method for a in sinks.sink(data, url(late)).applied] == ["bulk"]
+            with sqlite3.connect(late) as con:  # its indexes, built after the rows went in
+                assert {r[1] for r in con.execute("PRAGMA index_list(sales)")} >= {
+                    "sales_updated_at", "sales_sold_at"}
+                assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         elif run > 14:
             assert [a.run for a in sinks.sink(data, url(late)).applied] == [run]
     assert all(kinds.values()), kinds

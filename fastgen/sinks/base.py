@@ -138,6 +138,18 @@ class Target(ABC):
         for statement in self.create:
             self.con.execute(statement)
 
+    @contextmanager
+    def indexes_after(self) -> Iterator[None]:
+        """Around the bulk path into an empty ``sales``: its secondary indexes are dropped,
+        then built once the rows are in (one sort each instead of an index insert per row),
+        in the same transaction."""
+        indexes = [s for s in self.create if s.startswith("CREATE INDEX")]
+        for column in INDEXED:
+            self.con.execute(f"DROP INDEX IF EXISTS {quoted(f'{TABLE}_{column}')}")
+        yield
+        for statement in indexes:
+            self.con.execute(statement)
+
     def has_tables(self) -> bool:
         """Whether both tables exist (a target that was never applied to may lack them)."""
         return all(self.columns(t) for t in self.expected)

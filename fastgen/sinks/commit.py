@@ -159,7 +159,8 @@ def first_load(dataset: Dataset, target: Target, last: dict) -> Work:
         raise UsageError(f"the sales table of {target.name} has rows but no "
                          f"{target.state_table} row; fastgen did not make it. "
                          f"{target.remedy[:1].upper()}{target.remedy[1:]}, or empty the table.")
-    return insert_days(dataset, target, last, list(last["partitions"]))
+    with target.indexes_after():
+        return insert_days(dataset, target, last, list(last["partitions"]))
 
 
 def insert_days(dataset: Dataset, target: Target, last: dict, days: list[str],
