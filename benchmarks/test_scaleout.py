@@ -38,16 +38,13 @@ Environment:
 * ``FASTGEN_BENCH_BEFORE``       a checkout of commit 4a295a3 (default: that comparison is skipped)
 * ``FASTGEN_BENCH_DIR``          where the datasets are made (default: pytest's tmp folder); each
   is removed once measured, so the disk holds one at a time (1.2 GB at 20 x 1M)
-* ``FASTGEN_BENCH_DASK_TASKS``   trivial tasks of the per-task overhead benchmark (default 200)
 """
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -56,16 +53,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
 
-import psutil
 import pytest
+
+from benchmarks.process_tree import Measure, run, subreaper
 
 DAYS = int(os.environ.get("FASTGEN_BENCH_SCALE_DAYS", "10"))
 ROWS = int(os.environ.get("FASTGEN_BENCH_SCALE_ROWS", "1000000"))
 ROUNDS = int(os.environ.get("FASTGEN_BENCH_SCALE_ROUNDS", "2"))
 BEFORE = os.environ.get("FASTGEN_BENCH_BEFORE")
-TRIVIAL_TASKS = int(os.environ.get("FASTGEN_BENCH_DASK_TASKS", "200"))
 START = "2025-01-01"
-POLL_S = 0.2  # how often the process tree is sampled for VmHWM
 REPO = Path(__file__).resolve().parents[1]
 
 # The issue's targets.
@@ -75,7 +71,6 @@ WORKER_RSS_MAX = 1.5e9  # bytes
 BEFORE_MAX_RATIO = 1.0  # a / before
 
 SINGLE = {"NUMBA_NUM_THREADS": "1", "POLARS_MAX_THREADS": "1"}
-PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -100,20 +95,6 @@ if os.environ.get("FASTGEN_BENCH_SCALE_CONFIGS"):
 
 
 @dataclass
-class Measure:
-    wall_s: float
-    cpu_s: float  # user + system of every process of the tree
-    peak_rss: int  # bytes, largest process of the tree (rusage)
-    driver_rss: int  # bytes, the `fastgen generate` process itself (VmHWM, polled)
-    other_rss: int  # bytes, largest other process: a worker, a nanny, the forkserver (polled)
-    processes: int  # processes seen in the tree
-    load: tuple[float, float]  # 1-minute load average before and after
-
-    def json(self) -> dict:
-        return vars(self) | {"rows_per_s": DAYS * ROWS / self.wall_s}
-
-
-@dataclass
 class Backfills:
     base: Path
     measures: dict[str, list[Measure]]
@@ -121,83 +102,6 @@ class Backfills:
     digests: dict[str, dict[str, str]]  # configuration -> file -> sha256 (first round)
     facts: dict  # rows and bytes of the backfill (the first configuration, first round)
     task_times: list[dict]  # per round, from configuration b (one worker, one task at a time)
-
-
-# ---- running one process tree --------------------------------------------------------------
-def _subreaper() -> bool:
-    """Make this process adopt orphaned descendants, so that their CPU time is counted."""
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-
-
-def _hwm(process: psutil.Process) -> int:
-    """Peak RSS of a live process so far (VmHWM), else its current RSS."""
-    try:
-        with open(f"/proc/{process.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return process.memory_info().rss
-    except psutil.Error:
-        return 0
-
-
-def _run(cmd: list[str], env: dict[str, str], log: Path) -> Measure:
-    """Run ``cmd`` to its end; measure it and every process it starts."""
-    load0 = os.getloadavg()[0]
-    used0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT)
-    root = psutil.Process(proc.pid)
-    tree: dict[int, psutil.Process] = {root.pid: root}
-    peak: dict[int, int] = {}
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        try:
-            tree.update({p.pid: p for p in root.children(recursive=True)})
-        except psutil.Error:
-            pass
-        for p in list(tree.values()):
-            peak[p.pid] = max(peak.get(p.pid, 0), _hwm(p))
-        time.sleep(POLL_S)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    # ru_maxrss (KiB on Linux) of a reaped process covers the descendants it reaped itself.
-    maxrss = [usage.ru_maxrss * 1024]
-    # Descendants whose parent did not wait for them (the forkserver, which reaped the pool's
-    # workers) are reparented to this process, a subreaper: reap them, so their CPU counts.
-    left = {pid_: p for pid_, p in tree.items() if pid_ != root.pid}
-    deadline = time.monotonic() + 60
-    while left and time.monotonic() < deadline:
-        for pid_, p in list(left.items()):
-            try:
-                reaped, _, orphan = os.wait4(pid_, os.WNOHANG)
-            except ChildProcessError:  # not (yet) ours: gone, or still with its parent
-                if not p.is_running():
-                    del left[pid_]
-                continue
-            if reaped:
-                maxrss.append(orphan.ru_maxrss * 1024)
-                del left[pid_]
-        time.sleep(0.05)
-    used = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode:
-        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{log.read_text()[-2000:]}")
-    others = [rss for pid_, rss in peak.items() if pid_ != root.pid]
-    return Measure(
-        wall_s=wall,
-        cpu_s=(used.ru_utime + used.ru_stime) - (used0.ru_utime + used0.ru_stime),
-        peak_rss=max(*maxrss, *peak.values()),
-        driver_rss=peak.get(root.pid, 0), other_rss=max(others, default=0),
-        processes=len(tree), load=(load0, os.getloadavg()[0]))
 
 
 def _command(config: Config, data: Path, days: int, rows: int) -> tuple[list[str], dict]:
@@ -254,14 +158,17 @@ def _task_times(root: Path) -> dict:
 
     One worker makes the tasks one after the other, in the plan's order (the part tasks, day
     by day, then the feed tasks, run by run), and a task's last write is its file (a part
-    task's export; a feed task's last feed file); the renames of the commit keep mtimes. So
+    task's export; a feed task's last change file); the renames of the commit keep mtimes. So
     the gap between two consecutive tasks' files is the second task's time. The first part
     task has no predecessor and is left out; the first feed task's gap includes the driver's
     step between the two phases.
     """
     parts = sorted(p.stat().st_mtime_ns for p in (root / "sales").rglob("*") if p.is_file())
-    feeds = sorted(max(p.stat().st_mtime_ns for p in run.iterdir())
-                   for run in (root / "changes").iterdir())
+    # A part task writes its day's insert feed file, then its export; a feed task only the
+    # run's change files (none when the run changed nothing).
+    feeds = sorted(max(p.stat().st_mtime_ns for p in changes)
+                   for folder in (root / "changes").iterdir()
+                   if (changes := list(folder.glob("change-*"))))
     ends = parts + feeds
     sequential = ends == sorted(ends)  # else the worker did not run them in plan order
     gaps = [(b - a) / 1e9 for a, b in zip(ends, ends[1:])]
@@ -284,7 +191,7 @@ def backfills(tmp_path_factory) -> Backfills:
     base = Path(os.environ["FASTGEN_BENCH_DIR"]) / "scaleout" if os.environ.get(
         "FASTGEN_BENCH_DIR") else tmp_path_factory.mktemp("scaleout")
     base.mkdir(parents=True, exist_ok=True)
-    counted = _subreaper()
+    counted = subreaper()
     for config in CONFIGS:
         where = _imported_from(config, base)
         assert where.is_relative_to(config.source), f"{config.name} imports fastgen from {where}"
@@ -293,7 +200,7 @@ def backfills(tmp_path_factory) -> Backfills:
         for n in range(2):  # the first fills numba's cache of that checkout
             data = base / f"warm-{config.name}-{n}"
             cmd, env = _command(config, data, 2, 1000)
-            startup[config.name] = _run(cmd, env, base / f"warm-{config.name}-{n}.log")
+            startup[config.name] = run(cmd, env, base / f"warm-{config.name}-{n}.log")
             shutil.rmtree(data)
     return Backfills(base, {c.name: [] for c in CONFIGS}, startup, {},
                      {"cpu_of_orphans_counted": counted}, [])
@@ -305,7 +212,7 @@ def _one_round(backfills: Backfills) -> None:
     for config in (CONFIGS if round_ % 2 == 0 else CONFIGS[::-1]):
         data = backfills.base / f"{config.name}-{round_}"
         cmd, env = _command(config, data, DAYS, ROWS)
-        measure = _run(cmd, env, backfills.base / f"{config.name}-{round_}.log")
+        measure = run(cmd, env, backfills.base / f"{config.name}-{round_}.log")
         backfills.measures[config.name].append(measure)
         print(f"\nround {round_} {config.name}: {measure.wall_s:.1f} s wall, "
               f"{measure.cpu_s:.1f} s CPU, peak {measure.peak_rss / 1e6:.0f} MB, "
@@ -359,8 +266,8 @@ def test_backfill_round_of_every_configuration(benchmark, target, backfills):
         rows=DAYS * ROWS, bytes=backfills.facts.get("sales_bytes", 0)
         + backfills.facts.get("feed_bytes", 0), facts=backfills.facts, versions=_versions(),
         configs={c.name: c.label for c in CONFIGS},
-        measures={n: [m.json() for m in ms] for n, ms in backfills.measures.items()},
-        startup={n: m.json() for n, m in backfills.startup.items()},
+        measures={n: [m.json(DAYS * ROWS) for m in ms] for n, ms in backfills.measures.items()},
+        startup={n: m.json(DAYS * ROWS) for n, m in backfills.startup.items()},
         task_times=backfills.task_times,
         ratios_per_round={"b/c": per_round("b", "c"), "d/c": per_round("d", "c"),
                           "a/before": per_round("a", "before")})
@@ -401,58 +308,3 @@ def test_backfill_round_of_every_configuration(benchmark, target, backfills):
 
 
 # ---- per-task overhead of the engines ------------------------------------------------------
-@pytest.fixture(scope="module", params=["dask", "processes"])
-def engine(request):
-    """Two single-threaded worker processes, started outside the timings: a Dask
-    LocalCluster as ``--dask local --workers 2`` starts it, or the forkserver pool of
-    ``--workers 2``. Yields (name, submit, gather, start-up seconds)."""
-    t0 = time.perf_counter()
-    if request.param == "dask":
-        distributed = pytest.importorskip("distributed")
-        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                           dashboard_address=None)
-        client = distributed.Client(cluster)
-        client.gather([client.submit(abs, -1, pure=False)])
-        started = time.perf_counter() - t0
-        yield "dask", (lambda x: client.submit(abs, x, pure=False)), client.gather, started
-        client.close()
-        cluster.close()
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver"))
-        list(pool.map(abs, [-1, -2]))
-        started = time.perf_counter() - t0
-        yield ("processes", (lambda x: pool.submit(abs, x)),
-               (lambda futures: [f.result() for f in futures]), started)
-        pool.shutdown()
-
-
-def test_trivial_task_round_trip(benchmark, engine):
-    """Per-task overhead, one at a time: submit a no-op (abs), wait for its result, repeat."""
-    name, submit, gather, started = engine
-
-    def round_trips():
-        for i in range(TRIVIAL_TASKS):
-            gather([submit(-i)])
-
-    benchmark.pedantic(round_trips, rounds=3, warmup_rounds=1)
-    ms = benchmark.stats.stats.min / TRIVIAL_TASKS * 1e3
-    benchmark.extra_info.update(engine=name, tasks=TRIVIAL_TASKS, ms_per_task=ms,
-                                engine_start_s=started)
-    print(f"\n{name}: {ms:.2f} ms a task, round trip ({TRIVIAL_TASKS} tasks; "
-          f"engine start {started:.1f} s)")
-
-
-def test_trivial_task_batch(benchmark, engine):
-    """Per-task overhead, all at once: submit every no-op, then gather them."""
-    name, submit, gather, _ = engine
-
-    def batch():
-        assert gather([submit(-i) for i in range(TRIVIAL_TASKS)]) == list(range(TRIVIAL_TASKS))
-
-    benchmark.pedantic(batch, rounds=3, warmup_rounds=1)
-    ms = benchmark.stats.stats.min / TRIVIAL_TASKS * 1e3
-    benchmark.extra_info.update(engine=name, tasks=TRIVIAL_TASKS, ms_per_task=ms)
-    print(f"\n{name}: {ms:.3f} ms a task, in a batch of {TRIVIAL_TASKS}")
