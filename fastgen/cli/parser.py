@@ -70,6 +70,12 @@ def _positive(text: str) -> int:
     return value
 
 
+def _table(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a table name ([schema.]table)")
+    return text
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -123,10 +129,17 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")
     target = verify.add_mutually_exclusive_group()
     target.add_argument("--warehouse", type=Path, default=None,
-                        help="check this DuckDB warehouse's sales table instead of the files")
+                        help="check this DuckDB warehouse's sales table (and sales_history, "
+                             "if loaded) instead of the files")
     target.add_argument("--db", metavar="URL", default=None,
                         help="check the sales table of this sink database (sqlite:///file.db, "
                              "postgresql://user@host:port/db) against the run it holds")
+
+    verify.add_argument("--history", metavar="TABLE", type=_table, default=None,
+                        help="with --warehouse: check only this history table of yours (columns "
+                             "sale_id, version, valid_from/valid_to or dbt_valid_from/"
+                             "dbt_valid_to, and sale_date to compare day by day), e.g. a dbt "
+                             "snapshot, against the last run's history")
 
     load = sub.add_parser("load", help="bring a DuckDB warehouse up to the dataset's last run")
     load.add_argument("--strategy", required=True,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fastgen.dataset import Dataset
+from fastgen.dataset import Dataset, UsageError
 
 
 def waiting(ds: Dataset):
@@ -36,6 +36,8 @@ def verify(args: argparse.Namespace) -> int:
         return verify_db(args)
     if args.warehouse is not None:
         return _verify_warehouse(args)
+    if args.history is not None:
+        raise UsageError("--history names a table of a DuckDB warehouse; give --warehouse FILE.")
     ds = Dataset(args.data)
     with ds.reading(waiting(ds)):
         return report(ds, ds.verify(), args.data, "")
@@ -73,12 +75,14 @@ def load(args: argparse.Namespace) -> int:
 
 def _verify_warehouse(args: argparse.Namespace) -> int:
     from fastgen.loaders import connect, verify_warehouse
+    from fastgen.loaders.verify import verify_table
 
     ds = Dataset(args.data)
     with ds.reading(waiting(ds)):
         con = connect(args.warehouse, read_only=True)
         try:
-            problems = verify_warehouse(ds, con)
+            problems = (verify_table(ds, con, args.history) if args.history
+                        else verify_warehouse(ds, con))
         finally:
             con.close()
         return report(ds, problems, args.warehouse, f" of {args.data}")

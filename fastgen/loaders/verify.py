@@ -80,24 +80,36 @@ def _behind(dataset: Dataset, last: dict | None, where: State | None, name: str)
     return [f"{name} {at}; the dataset's last run is {last['run']} ({last['run_date']})"]
 
 
+def verify_table(dataset: Dataset, con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    """``verify_history`` of a user's table (``[schema.]table``, e.g. a dbt snapshot of the
+    export) against the dataset's last run; a table that cannot be read gets one line."""
+    last = dataset.committed()
+    try:
+        return verify_history(last["partitions"] if last else {}, con, table)
+    except duckdb.Error as exc:
+        return [f"{table} cannot be checked ({str(exc).splitlines()[0]})"]
+
+
 def verify_history(truth: dict, con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """Each day whose versions in the history ``table`` differ from ``truth`` (a manifest's
-    partitions, with ``versions`` and ``history_hash``); empty when all match."""
-    columns = {r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall()}
+    """Each day whose versions in the history ``table`` (``[schema.]table``) differ from
+    ``truth`` (a manifest's partitions, with ``versions`` and ``history_hash``); empty when
+    all match."""
+    name = ".".join(f'"{part}"' for part in table.split("."))
+    columns = {r[0] for r in con.execute(f"DESCRIBE {name}").fetchall()}
     picked = ", ".join(["sale_id", "version"] + [c if c in columns else f"dbt_{c}"
                                                  for c in ("valid_from", "valid_to")])
     wanted = {day: History.from_json(t) for day, t in truth.items()}
     if "sale_date" not in columns:
-        got = of_table(_frame(con, f'SELECT {picked} FROM "{table}"'))
+        got = of_table(_frame(con, f"SELECT {picked} FROM {name}"))
         whole = sum(wanted.values(), NONE)
         return [] if got == whole else [f"{table}: {got.versions:,} versions and their hash, "
                                         f"the manifest: {whole.versions:,} and another hash"]
     found = sorted({d.isoformat() for (d,) in con.execute(
-        f'SELECT DISTINCT sale_date FROM "{table}"').fetchall()} | set(wanted))
+        f"SELECT DISTINCT sale_date FROM {name}").fetchall()} | set(wanted))
     problems = []
     for start in range(0, len(found), HISTORY_BATCH_DAYS):
         days = found[start:start + HISTORY_BATCH_DAYS]
-        frame = _frame(con, f'SELECT {picked}, sale_date FROM "{table}" '
+        frame = _frame(con, f"SELECT {picked}, sale_date FROM {name} "
                        "WHERE sale_date BETWEEN ? AND ?",
                        [date.fromisoformat(days[0]), date.fromisoformat(days[-1])])
         by_day = {key[0].isoformat(): part
