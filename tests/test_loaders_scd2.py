@@ -11,32 +11,27 @@ the table and with the manifests.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
-import subprocess
-from datetime import date
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
 
-import fastgen
 from fastgen.config import ChangeModel, Model, SalesModel
 from fastgen.dataset import Dataset
 from fastgen.history import of_table
 from fastgen.loaders import load, scd2
-from fastgen.loaders.warehouse import STATE_TABLE, connect, verify_warehouse
+from fastgen.loaders.warehouse import STATE_TABLE
 
 try:
     from tests import naive
-    from tests.conftest import console_script
+    from tests.warehouse_checks import grow, killed_load, problems
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
     import naive
-    from conftest import console_script
+    from warehouse_checks import grow, killed_load, problems
 
-START = date(2025, 3, 1)
 RUNS = 60
 KEPT_AT = 40  # a copy of the warehouse is kept after this run's load
 # Two files a day; changes concentrate on the last ~10 days once history passes 20 (fewer
@@ -64,43 +59,17 @@ def _control(wh: Path) -> list[tuple]:
         con.close()
 
 
-def _problems(data: Path, wh: Path) -> list[str]:
-    con = connect(wh, read_only=True)
-    try:
-        return verify_warehouse(Dataset(data), con)
-    finally:
-        con.close()
-
-
 @pytest.fixture(scope="module")
 def grown(tmp_path_factory) -> dict:
-    """60 one-run calls, the history loaded and verified after each; what each load did."""
-    root = tmp_path_factory.mktemp("scd2")
-    data, wh = root / "data", root / "history.duckdb"
-    con = connect(wh)  # one long-lived connection, as a loading service would keep
-    done = {"data": data, "wh": wh, "problems": {}, "again": [], "counts": {}}
-    for run in range(RUNS):
-        fastgen.generate(data, days=1, model=MODEL, start=START)
-        ds = Dataset(data)
-        for key, n in ds.manifest()["counts"].items():
-            done["counts"][key] = done["counts"].get(key, 0) + n
-        stats = scd2.load(ds, con)
-        assert (stats.from_run, stats.to_run) == (run - 1, run)
-        done["problems"][run] = verify_warehouse(ds, con)
-        done["again"].append(scd2.load(ds, con).rows_changed)
-        if run == KEPT_AT:
-            con.execute("CHECKPOINT")
-            shutil.copyfile(wh, root / "kept.duckdb")
-            done["kept"] = root / "kept.duckdb"
-    con.close()
-    return done
+    """60 one-run calls, the history loaded and verified after each."""
+    return grow(tmp_path_factory.mktemp("scd2"), MODEL, scd2.load, RUNS, KEPT_AT)
 
 
 def test_the_history_matches_the_ground_truth_after_every_run(grown):
     counts = grown["counts"]
     assert all(counts[k] > 0 for k in ("updates", "soft_deletes", "hard_deletes", "late_rows"))
     assert {run: p for run, p in grown["problems"].items() if p} == {}
-    assert grown["again"] == [0] * RUNS  # a repeated load changes nothing
+    assert [s.rows_changed for s in grown["again"]] == [0] * RUNS  # a repeat: nothing
     table = _history(grown["wh"])
     assert table["version"].max() > 2  # sales changed more than once
     assert table.columns[:2] == ["dbt_scd_id", "sale_id"]
@@ -158,7 +127,7 @@ def test_a_first_load_builds_the_whole_history_from_every_feed(grown, tmp_path):
     wh = tmp_path / "first.duckdb"
     stats = load("scd2", grown["data"], wh)
     assert (stats.from_run, stats.to_run) == (-1, RUNS - 1)
-    assert _problems(grown["data"], wh) == []
+    assert problems(grown["data"], wh) == []
     assert _history(wh).drop("dbt_scd_id").equals(_history(grown["wh"]).drop("dbt_scd_id"))
 
 
@@ -166,16 +135,14 @@ def test_a_load_killed_before_its_commit_changes_nothing(grown, tmp_path):
     wh = tmp_path / "kept.duckdb"
     shutil.copyfile(grown["kept"], wh)  # at run 40; the dataset is at run 59
     before, control = _history(wh), _control(wh)
-    killed = subprocess.run([str(console_script()), "load", "--strategy", "scd2", "--warehouse",
-                             str(wh), "--data", str(grown["data"])], capture_output=True,
-                            text=True, env={**os.environ, "FASTGEN_FAULT": "sink"})
+    killed = killed_load("scd2", grown["data"], wh)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert _history(wh).equals(before) and _control(wh) == control
-    assert _problems(grown["data"], wh)[0].startswith(
+    assert problems(grown["data"], wh)[0].startswith(
         "the warehouse's sales_history is at run 40")
     stats = load("scd2", grown["data"], wh)
     assert (stats.from_run, stats.to_run) == (KEPT_AT, RUNS - 1)
-    assert _problems(grown["data"], wh) == []
+    assert problems(grown["data"], wh) == []
     assert load("scd2", grown["data"], wh).rows_changed == 0
 
 
@@ -183,9 +150,9 @@ def test_sales_and_its_history_keep_their_own_positions(grown, tmp_path):
     wh = tmp_path / "both.duckdb"
     shutil.copyfile(grown["kept"], wh)
     assert load("cdc", grown["data"], wh).from_run == -1  # sales was never loaded
-    assert _problems(grown["data"], wh)[0].startswith("the warehouse's sales_history is at run")
+    assert problems(grown["data"], wh)[0].startswith("the warehouse's sales_history is at run")
     assert load("scd2", grown["data"], wh).from_run == KEPT_AT
-    assert _problems(grown["data"], wh) == []
+    assert problems(grown["data"], wh) == []
     runs = {row[0]: row[1] for row in _control(wh)}
     assert runs == {"cdc": RUNS - 1, "scd2": RUNS - 1}
 
@@ -201,6 +168,6 @@ def test_verify_names_the_day_whose_history_differs(grown, tmp_path):
                 "sales_history WHERE sale_date = DATE '2025-03-09')")
     con.close()
     versions = Dataset(grown["data"]).committed()["partitions"]["2025-03-09"]["versions"]
-    assert _problems(grown["data"], wh) == [
+    assert problems(grown["data"], wh) == [
         "day 2025-03-05: sales_history's history hash differs from the manifest's",
         f"day 2025-03-09: sales_history has {versions - 1:,} versions, the manifest {versions:,}"]

@@ -11,12 +11,10 @@ before its commit, or repeated, changes nothing.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
-import subprocess
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -31,11 +29,10 @@ from fastgen.loaders import load, watermark
 from fastgen.loaders.warehouse import STATE_TABLE, connect, verify_warehouse
 
 try:
-    from tests.conftest import console_script
+    from tests.warehouse_checks import START, grow, killed_load, problems
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
-    from conftest import console_script
+    from warehouse_checks import START, grow, killed_load, problems
 
-START = date(2025, 3, 1)
 RUNS, MIXED_RUNS = 60, 20
 KEPT_AT = 40  # a copy of the warehouse is kept after this run's load
 # Changes concentrate on the last ~10 days once history passes 20 (fewer files rewritten a
@@ -57,14 +54,6 @@ def _snapshot(wh: Path) -> tuple[pl.DataFrame, list[tuple]]:
         con.close()
 
 
-def _problems(data: Path, wh: Path) -> list[str]:
-    con = connect(wh, read_only=True)
-    try:
-        return verify_warehouse(Dataset(data), con)
-    finally:
-        con.close()
-
-
 def _row_groups(ds: Dataset) -> int:
     last = ds.committed()
     return sum(pq.ParquetFile(ds.root / rel).metadata.num_row_groups
@@ -74,27 +63,9 @@ def _row_groups(ds: Dataset) -> int:
 @pytest.fixture(scope="module")
 def soft(tmp_path_factory) -> dict:
     """60 one-run calls with soft deletes only, the watermark loader run and verified after
-    each; what each load did."""
-    root = tmp_path_factory.mktemp("watermark")
-    data, wh = root / "data", root / "soft.duckdb"
-    con = connect(wh)
-    done = {"data": data, "wh": wh, "problems": {}, "loads": [], "again": [], "counts": {}}
-    for run in range(RUNS):
-        fastgen.generate(data, days=1, model=SOFT, start=START)
-        ds = Dataset(data)
-        for key, n in ds.manifest()["counts"].items():
-            done["counts"][key] = done["counts"].get(key, 0) + n
-        stats = watermark.load(ds, con)
-        assert (stats.from_run, stats.to_run) == (run - 1, run)
-        done["loads"].append((stats, _row_groups(ds)))
-        done["problems"][run] = verify_warehouse(ds, con)
-        done["again"].append(watermark.load(ds, con))
-        if run == KEPT_AT:
-            con.execute("CHECKPOINT")
-            shutil.copyfile(wh, root / "kept.duckdb")
-            done["kept"] = root / "kept.duckdb"
-    con.close()
-    return done
+    each; with each run, the row groups of the whole export."""
+    return grow(tmp_path_factory.mktemp("watermark"), SOFT, watermark.load, RUNS, KEPT_AT,
+                after=_row_groups)
 
 
 def test_with_soft_deletes_it_matches_the_ground_truth_after_every_run(soft):
@@ -102,37 +73,34 @@ def test_with_soft_deletes_it_matches_the_ground_truth_after_every_run(soft):
     assert all(counts[k] > 0 for k in ("updates", "soft_deletes", "late_rows"))
     assert counts["hard_deletes"] == 0
     assert {run: p for run, p in soft["problems"].items() if p} == {}
-    assert all(s.notes == () for s, _ in soft["loads"])
+    assert all(s.notes == () for s in soft["loads"])
     again = soft["again"]  # a repeated load reads nothing and changes nothing
     assert [(s.rows_changed, s.row_groups, s.bytes_read) for s in again] == [(0, 0, 0)] * RUNS
 
 
 def test_it_reads_only_the_row_groups_updated_after_the_watermark(soft):
     later = soft["loads"][RUNS // 2:]
-    read = sum(s.row_groups for s, _ in later)
-    total = sum(groups for _, groups in later)
+    read = sum(s.row_groups for s in later)
+    total = sum(soft["after"][RUNS // 2:])
     assert 0 < read < total * 0.8, (read, total)
     ds = Dataset(soft["data"])
     last = ds.committed()
     every_byte = sum(last["files"][rel]["bytes"] for day in last["partitions"].values()
                      for rel in day["files"])
-    assert all(0 < s.bytes_read < every_byte for s, _ in later)
+    assert all(0 < s.bytes_read < every_byte for s in later)
 
 
 def test_a_load_killed_before_its_commit_changes_nothing(soft, tmp_path):
     wh = tmp_path / "kept.duckdb"
     shutil.copyfile(soft["kept"], wh)  # at run 40; the dataset is at run 59
     before = _snapshot(wh)
-    killed = subprocess.run([str(console_script()), "load", "--strategy", "watermark",
-                             "--warehouse", str(wh), "--data", str(soft["data"])],
-                            capture_output=True, text=True,
-                            env={**os.environ, "FASTGEN_FAULT": "sink"})
+    killed = killed_load("watermark", soft["data"], wh)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     after = _snapshot(wh)
     assert after[0].equals(before[0]) and after[1] == before[1]
     stats = load("watermark", soft["data"], wh)
     assert (stats.from_run, stats.to_run) == (KEPT_AT, RUNS - 1)
-    assert _problems(soft["data"], wh) == []
+    assert problems(soft["data"], wh) == []
 
 
 def test_a_lookback_reads_more_and_loads_the_same(soft, tmp_path):
@@ -142,7 +110,7 @@ def test_a_lookback_reads_more_and_loads_the_same(soft, tmp_path):
     a = load("watermark", soft["data"], plain)
     b = load("watermark", soft["data"], wide, lookback=timedelta(days=3))
     assert b.rows_read > a.rows_read and b.bytes_read >= a.bytes_read
-    assert _problems(soft["data"], wide) == []
+    assert problems(soft["data"], wide) == []
     assert _snapshot(plain)[0].equals(_snapshot(wide)[0])
 
 
