@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-ORDER = ("full", "incremental", "cdc", "generate")
-LABELS = {"full": "full", "incremental": "incremental", "cdc": "CDC",
-          "generate": "generator's daily run"}
+ORDER = ("full", "incremental", "cdc", "watermark", "scd2", "generate")
+LABELS = {"full": "full", "incremental": "incremental", "cdc": "CDC", "watermark": "watermark",
+          "scd2": "SCD2 history", "generate": "generator's daily run"}
 # From here on the default change model's window of changed days (about 60) is behind.
 TAIL_FROM = 90
 
@@ -77,7 +77,9 @@ def _time(r: dict) -> str:
 
 
 def _work(r: dict) -> str:
-    return f"{r['rows_read']:,} rows, {r['bytes_read'] / 1e6:,.1f} MB, {r['partitions_touched']} days"
+    groups = f" in {r['row_groups']:,} row groups" if r.get("row_groups") is not None else ""
+    return (f"{r['rows_read']:,} rows, {r['bytes_read'] / 1e6:,.1f} MB{groups}, "
+            f"{r['partitions_touched']} days")
 
 
 def metrics(results: dict[str, dict[int, dict]]) -> list[str]:
@@ -98,7 +100,7 @@ def growth(results: dict[str, dict[int, dict]], strategy: str, metric: str) -> l
     full = results.get("full", {})
     common = [h for h, _ in pts if h in full]
     cross = ""
-    if strategy in ("incremental", "cdc") and len(common) >= 2:
+    if strategy in ("incremental", "cdc", "watermark", "scd2") and len(common) >= 2:
         cross = crossover(common, [full[h][metric] for h in common],
                           [runs[h][metric] for h in common])
     return [fit(pts), fit([(h, r) for h, r in pts if h >= TAIL_FROM]), ratio, cross]
@@ -120,7 +122,8 @@ def markdown(results: dict[str, dict[int, dict]]) -> str:
 
     lines += _table(["H", *(LABELS[s] for s in strategies)],
                     [[str(h), *(cell(s, h, _time) for s in strategies)] for h in hs])
-    lines += ["", "Work of each load: rows read, MB read, days touched.", ""]
+    lines += ["", "Work of each load: rows read, MB read (watermark: the row groups its "
+              "statistics let through), days touched.", ""]
     lines += _table(["H", *(LABELS[s] for s in loaders)],
                     [[str(h), *(cell(s, h, _work) for s in loaders)] for h in hs])
     names = {"seconds": "wall time", "cpu_seconds": "CPU time", "rows_read": "rows read"}

@@ -10,9 +10,11 @@ manifest's ground truth.
 Every load runs in one DuckDB transaction that also writes its control row (as each of a
 sink's runs does), so it commits whole or not at all: a load that fails, is interrupted
 (Ctrl-C) or killed halfway leaves the previous table and state, and the next load simply
-starts again from there (DuckDB's write-ahead log makes the commit atomic on disk). Every strategy leaves the same table (the
-snapshot after ``last_run``), so the warehouse's position is the ``last_run`` of its most
-recent load, whichever strategy made it: strategies may be switched on one warehouse.
+starts again from there (DuckDB's write-ahead log makes the commit atomic on disk). Every
+strategy of ``sales`` leaves the same table (the snapshot after ``last_run``; watermark only
+without hard deletes), so its position is the ``last_run`` of its most recent load, whichever
+strategy made it: strategies may be switched on one warehouse. ``scd2`` keeps another table,
+``sales_history``, whose position is its own control row only (``tables.state``).
 
 Loads are meant to run between generator runs, as in a daily pipeline, or inside
 ``Dataset.reading()`` (as ``fastgen load`` does), which holds the dataset at one committed run.
