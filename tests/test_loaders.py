@@ -26,6 +26,11 @@ from fastgen.loaders import LOADERS, STRATEGIES, cdc, load, warehouse
 from fastgen.loaders.target import Warehouse
 from fastgen.loaders.warehouse import STATE_TABLE, connect, verify_warehouse
 
+try:
+    from tests.warehouse_checks import problems
+except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
+    from warehouse_checks import problems
+
 START = date(2025, 3, 1)
 RUNS = 60
 MODEL = Model(seed=5, sales=SalesModel(rows_per_day=2_000),
@@ -46,14 +51,6 @@ def _snapshot(path: Path) -> tuple[pl.DataFrame, pl.DataFrame]:
     finally:
         con.close()
     return rows, control
-
-
-def _problems(data: Path, wh: Path) -> list[str]:
-    con = connect(wh, read_only=True)
-    try:
-        return verify_warehouse(Dataset(data), con)
-    finally:
-        con.close()
 
 
 def test_every_loader_matches_ground_truth_after_every_run(tmp_path):
@@ -137,7 +134,7 @@ def test_a_load_failing_halfway_leaves_the_previous_state(history, tmp_path, mon
     monkeypatch.undo()
     stats = load(strategy, data, wh)  # the next load simply starts again
     assert (stats.from_run, stats.to_run) == (7, 11)
-    assert _problems(data, wh) == []
+    assert problems(data, wh) == []
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -160,7 +157,7 @@ def test_a_load_killed_before_commit_leaves_the_previous_state(history, tmp_path
     after_rows, after_control = _snapshot(wh)
     assert after_rows.equals(rows) and after_control.equals(control)
     assert load(strategy, data, wh).to_run == 11
-    assert _problems(data, wh) == []
+    assert problems(data, wh) == []
 
 
 def test_strategies_can_take_over_one_warehouse(history, tmp_path):
@@ -168,7 +165,7 @@ def test_strategies_can_take_over_one_warehouse(history, tmp_path):
     wh = _copy(warehouses["full"], tmp_path)  # at run 7, loaded by full
     stats = load("cdc", data, wh)
     assert (stats.from_run, stats.to_run) == (7, 11)
-    assert _problems(data, wh) == []
+    assert problems(data, wh) == []
     _, control = _snapshot(wh)
     assert dict(zip(control["strategy"], control["last_run"])) == {"cdc": 11, "full": 7}
     assert load("incremental", data, wh).rows_read == 0  # already at run 11
@@ -185,18 +182,18 @@ def test_verify_names_each_day_that_differs(history, tmp_path):
     con.execute("INSERT INTO sales SELECT * REPLACE (DATE '2024-12-31' AS sale_date, "
                 "sale_id + 10000000 AS sale_id) FROM sales WHERE sale_date = DATE '2025-03-06'")
     con.close()
-    problems = _problems(data, wh)
-    assert sorted({p.split(":")[0] for p in problems}) == [
+    found = problems(data, wh)
+    assert sorted({p.split(":")[0] for p in found}) == [
         "day 2024-12-31", "day 2025-03-02", "day 2025-03-05"]
-    assert any("2025-03-02: amount" in p for p in problems)
-    assert any("2025-03-05: missing" in p for p in problems)
+    assert any("2025-03-02: amount" in p for p in found)
+    assert any("2025-03-05: missing" in p for p in found)
 
 
 def test_verify_says_when_the_warehouse_is_behind(history):
     data, warehouses = history
-    problems = _problems(data, warehouses["cdc"])  # at run 7; the dataset is at run 11
-    assert problems[0].startswith("the warehouse is at run 7 (2025-03-08)")
-    assert len(problems) > 1  # and the days that changed since
+    found = problems(data, warehouses["cdc"])  # at run 7; the dataset is at run 11
+    assert found[0].startswith("the warehouse is at run 7 (2025-03-08)")
+    assert len(found) > 1  # and the days that changed since
 
 
 def test_cdc_applies_a_run_in_bounded_pieces(history, tmp_path, monkeypatch):
@@ -213,7 +210,7 @@ def test_cdc_applies_a_run_in_bounded_pieces(history, tmp_path, monkeypatch):
     assert (stats.from_run, stats.to_run) == (7, 11)
     feed_rows = sum(Dataset(data).manifest(run)["counts"]["feed_rows"] for run in range(8, 12))
     assert sum(sizes) == stats.rows_read == feed_rows and max(sizes) <= 300 < feed_rows / 4
-    assert _problems(data, wh) == []
+    assert problems(data, wh) == []
 
 
 def test_cdc_refuses_a_table_that_is_not_at_its_run(history, tmp_path):
@@ -241,7 +238,7 @@ def test_a_first_cdc_load_takes_the_bulk_path(history, tmp_path):
     assert stats.rows_read == stats.rows_changed == sum(p["rows"] for p in
                                                          last["partitions"].values())
     assert stats.partitions == len(last["partitions"])
-    assert _problems(data, tmp_path / "w.duckdb") == []
+    assert problems(data, tmp_path / "w.duckdb") == []
 
 
 def test_incremental_and_cdc_refuse_another_dataset(history, tmp_path):
@@ -255,7 +252,7 @@ def test_incremental_and_cdc_refuse_another_dataset(history, tmp_path):
             load(strategy, other, wh)
         assert _snapshot(wh)[0].equals(rows)
         load("full", other, wh)  # full may always start over
-        assert _problems(other, wh) == []
+        assert problems(other, wh) == []
 
 
 def test_loads_read_files_whose_rename_is_still_owed(tmp_path):
@@ -267,7 +264,7 @@ def test_loads_read_files_whose_rename_is_still_owed(tmp_path):
         os.replace(data / final, data / tmp)
     for strategy in STRATEGIES:
         load(strategy, data, tmp_path / f"{strategy}.duckdb")
-        assert _problems(data, tmp_path / f"{strategy}.duckdb") == [], strategy
+        assert problems(data, tmp_path / f"{strategy}.duckdb") == [], strategy
 
 
 def test_loaders_read_csv_datasets(tmp_path):
@@ -279,7 +276,7 @@ def test_loaders_read_csv_datasets(tmp_path):
         for strategy in STRATEGIES:
             load(strategy, data, tmp_path / f"{strategy}.duckdb")
     for strategy in STRATEGIES:
-        assert _problems(data, tmp_path / f"{strategy}.duckdb") == [], strategy
+        assert problems(data, tmp_path / f"{strategy}.duckdb") == [], strategy
 
 
 def test_cli_load_and_verify_warehouse(history, tmp_path, capsys):

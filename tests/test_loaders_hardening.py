@@ -26,7 +26,12 @@ from fastgen.config import ChangeModel, Model, SalesModel
 from fastgen.dataset import Dataset, DatasetError, signature
 from fastgen.dataset.check import load_checked
 from fastgen.loaders import STRATEGIES, load
-from fastgen.loaders.warehouse import STATE_TABLE, connect, verify_warehouse
+from fastgen.loaders.warehouse import STATE_TABLE
+
+try:
+    from tests.warehouse_checks import problems
+except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
+    from warehouse_checks import problems
 
 START = date(2025, 3, 1)
 MODEL = Model(seed=5, sales=SalesModel(rows_per_day=2_000),
@@ -36,14 +41,6 @@ MODEL = Model(seed=5, sales=SalesModel(rows_per_day=2_000),
 def _generate(path: Path, runs: int, model: Model = MODEL, fmt: str = "parquet") -> None:
     for _ in range(runs):  # one run per call, as a daily pipeline does
         fastgen.generate(path, days=1, model=model, start=START, fmt=fmt)
-
-
-def _problems(data: Path, wh: Path) -> list[str]:
-    con = connect(wh, read_only=True)
-    try:
-        return verify_warehouse(Dataset(data), con)
-    finally:
-        con.close()
 
 
 def _state(wh: Path) -> list[tuple]:
@@ -84,7 +81,7 @@ def test_a_dataset_under_a_sale_date_folder_loads_each_row_under_its_own_day(tmp
     truth = Dataset(data).snapshot()["partitions"]
     for strategy in STRATEGIES:
         wh = tmp_path / f"{strategy}.duckdb"
-        assert _problems(data, wh) == [], strategy
+        assert problems(data, wh) == [], strategy
         con = duckdb.connect(str(wh), read_only=True)
         rows, ids, first = con.execute("SELECT count(*), count(DISTINCT sale_id), "
                                        "min(sale_date) FROM sales").fetchone()
@@ -285,7 +282,7 @@ def test_an_interrupted_load_raises_keyboard_interrupt_after_its_rollback(big, t
     assert done.returncode == 42, done.stderr  # not RuntimeError("Query interrupted")
     assert done.stdout.strip() == "RuntimeError", done.stdout
     assert _state(wh) == before
-    assert _problems(data, wh) == []
+    assert problems(data, wh) == []
 
 
 def test_ctrl_c_during_cli_load_exits_130_with_one_line(big, tmp_path, run_cli):
@@ -309,7 +306,7 @@ def test_verifying_another_datasets_warehouse_says_so_in_one_line(loaded, tmp_pa
     data, warehouses = loaded
     other = tmp_path / "other"
     _generate(other, 2, model=Model(seed=6, sales=SalesModel(rows_per_day=500)))
-    assert _problems(other, warehouses["full"]) == [
+    assert problems(other, warehouses["full"]) == [
         f"the warehouse holds another dataset than {other}"]
     result = run_cli("verify", "--warehouse", warehouses["cdc"], "--data", other)
     assert result.code == 1 and result.out_lines == [
