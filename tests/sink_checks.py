@@ -80,3 +80,40 @@ def sqlite_state(path: Path) -> tuple | None:
                 con.execute(SELECT_STATE).fetchall())
     finally:
         con.close()
+
+
+def follow_every_run(data: Path, db: str, late: str, rows, runs: int,
+                     after_bulk=None) -> None:
+    """Grow ``data`` one run at a time and sink each run into ``db``: after every run the
+    database equals the files and ``verify`` agrees, a repeated sink applies nothing, and
+    ``late`` (first sunk at run 14: the bulk path, then feeds) follows too. ``rows(url)``
+    reads a database's rows; ``after_bulk(url)`` checks ``late`` right after its bulk load.
+    Every kind of change must have happened."""
+    from fastgen import Dataset, sinks
+
+    kinds = {"updates": 0, "soft_deletes": 0, "hard_deletes": 0, "late_rows": 0}
+    for run in range(runs):
+        generate(data, 1)
+        counts = Dataset(data).manifest()["counts"]
+        for key in kinds:
+            kinds[key] += counts[key]
+        stats = sinks.sink(data, db)
+        assert (stats.from_run, stats.to_run) == (run - 1, run)
+        [applied] = stats.applied
+        assert applied.method == ("bulk" if run == 0 else "feed")
+        if run:  # one row change per feed row: inserts, updates, soft and hard deletes
+            assert applied.changes == counts["feed_rows"]
+        report = sinks.verify(data, db)
+        assert (report.problems, report.run, report.behind) == ([], run, None)
+        assert rows(db) == expected_rows(data), run
+        if run % 10 == 9:
+            assert sinks.sink(data, db).applied == ()  # re-running applies nothing
+            assert rows(db) == expected_rows(data)
+        if run == 14:  # a second database first loaded late takes the bulk path, then feeds
+            assert [a.method for a in sinks.sink(data, late).applied] == ["bulk"]
+            if after_bulk:
+                after_bulk(late)
+        elif run > 14:
+            assert [a.run for a in sinks.sink(data, late).applied] == [run]
+    assert all(kinds.values()), kinds
+    assert rows(late) == rows(db)

@@ -15,6 +15,7 @@ import pytest
 from fastgen import Dataset, sinks
 from tests import postgres_server
 from tests.sink_checks import (
+    follow_every_run,
     OTHER,
     SELECT_ROWS,
     SELECT_STATE,
@@ -79,29 +80,7 @@ def no_secret(server, *texts: str) -> None:
 def test_equals_ground_truth_after_every_run(tmp_path, make_db):
     data = tmp_path / "data"
     db, late = make_db(), make_db()
-    kinds = {"updates": 0, "soft_deletes": 0, "hard_deletes": 0, "late_rows": 0}
-    for run in range(RUNS):
-        generate(data, 1)
-        counts = Dataset(data).manifest()["counts"]
-        for key in kinds:
-            kinds[key] += counts[key]
-        stats = sinks.sink(data, db)
-        assert (stats.from_run, stats.to_run) == (run - 1, run)
-        [applied] = stats.applied
-        assert applied.method == ("bulk" if run == 0 else "feed")
-        if run:
-            assert applied.changes == counts["feed_rows"]
-        report = sinks.verify(data, db)
-        assert (report.problems, report.run, report.behind) == ([], run, None)
-        assert rows(db) == expected_rows(data), run
-        if run % 10 == 9:
-            assert sinks.sink(data, db).applied == ()
-        if run == 14:
-            assert [a.method for a in sinks.sink(data, late).applied] == ["bulk"]
-        elif run > 14:
-            assert [a.run for a in sinks.sink(data, late).applied] == [run]
-    assert all(kinds.values()), kinds
-    assert rows(late) == rows(db)
+    follow_every_run(data, db, late, rows, RUNS)
     with psycopg.connect(db) as con:
         indexes = {r[0] for r in con.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'sales'")}

@@ -17,7 +17,7 @@ import pytest
 from fastgen import Dataset, sinks
 from fastgen.errors import UsageError
 from tests.sink_checks import (
-    MODEL,
+    follow_every_run,
     OTHER,
     expected_rows,
     generate,
@@ -34,34 +34,18 @@ def url(path: Path) -> str:
 
 def test_equals_ground_truth_after_every_run(tmp_path):
     data, db, late = tmp_path / "data", tmp_path / "every.db", tmp_path / "late.db"
-    kinds = {"updates": 0, "soft_deletes": 0, "hard_deletes": 0, "late_rows": 0}
-    for run in range(RUNS):
-        generate(data, 1)
-        counts = Dataset(data).manifest()["counts"]
-        for key in kinds:
-            kinds[key] += counts[key]
-        stats = sinks.sink(data, url(db))
-        assert (stats.from_run, stats.to_run) == (run - 1, run)
-        [applied] = stats.applied
-        assert applied.method == ("bulk" if run == 0 else "feed")
-        if run:  # one row change per feed row: inserts, updates, soft and hard deletes
-            assert applied.changes == counts["feed_rows"]
-        report = sinks.verify(data, url(db))
-        assert (report.problems, report.run, report.behind) == ([], run, None)
-        assert sqlite_rows(db) == expected_rows(data), run
-        if run % 10 == 9:
-            assert sinks.sink(data, url(db)).applied == ()  # re-running applies nothing
-            assert sqlite_rows(db) == expected_rows(data)
-        if run == 14:  # a second database first loaded late takes the bulk path, then feeds
-            assert [a.method for a in sinks.sink(data, url(late)).applied] == ["bulk"]
-            with sqlite3.connect(late) as con:  # its indexes, built after the rows went in
-                assert {r[1] for r in con.execute("PRAGMA index_list(sales)")} >= {
-                    "sales_updated_at", "sales_sold_at"}
-                assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        elif run > 14:
-            assert [a.run for a in sinks.sink(data, url(late)).applied] == [run]
-    assert all(kinds.values()), kinds
-    assert sqlite_rows(late) == sqlite_rows(db)
+
+    def path(target: str) -> Path:
+        return Path(target[len("sqlite:///"):])
+
+    def indexed(target: str) -> None:  # its indexes, built after the rows went in
+        with sqlite3.connect(path(target)) as con:
+            assert {r[1] for r in con.execute("PRAGMA index_list(sales)")} >= {
+                "sales_updated_at", "sales_sold_at"}
+            assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    follow_every_run(data, url(db), url(late), lambda target: sqlite_rows(path(target)), RUNS,
+                     after_bulk=indexed)
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {r[1] for r in con.execute("PRAGMA index_list(sales)")}
