@@ -32,7 +32,8 @@ def _small_pages() -> None:
     os.environ[HUGEPAGE] = "0"
     numpy = sys.modules.get("numpy")
     if numpy is not None:  # already imported: it read the variable before it was set
-        numpy._core.multiarray._set_madvise_hugepage(False)
+        core = getattr(numpy, "_core", None) or numpy.core  # numpy 2, or 1.26
+        core.multiarray._set_madvise_hugepage(False)
 
 
 def _numba_without_blas() -> None:
