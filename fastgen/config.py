@@ -57,6 +57,10 @@ FIRST_START = datetime.date(1900, 1, 1)
 LAST_DAY = datetime.date(9999, 12, 30)
 # Longest history the calendar holds; sigmoid offsets beyond it can never take effect.
 MAX_HISTORY_DAYS = (LAST_DAY - FIRST_START).days + 1
+# Issue 13: "a second (and third) change" of one key in one run.
+MAX_CHANGES_PER_RUN = 3
+# A transaction open for more than a month is a stuck one, not a late commit.
+MAX_LATE_COMMIT_HOURS = 30 * 24.0
 
 
 class ConfigError(ValueError):
@@ -157,12 +161,48 @@ class ChangeModel:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StressModel:
+    """Source behaviours that break real loaders (issue 13, README "Stress modes"); each is
+    off at 0, and a model with all of them off makes the bytes it made before they existed."""
+
+    # After a change, another one to the same row later the same day, with this probability
+    # (up to MAX_CHANGES_PER_RUN changes of a row in one run; none after a delete).
+    repeat_share: float = 0.0
+    # Share of a run's new (on-time) rows changed again on the day they were made.
+    same_day_share: float = 0.0
+    # Share of a run's changes to history committed late: their updated_at lies up to
+    # late_commit_max_hours before the run's day (a long transaction), never before the
+    # row's previous updated_at.
+    late_commit_share: float = 0.0
+    late_commit_max_hours: float = 6.0
+
+    def validate(self) -> None:
+        for flag, value in (("repeat-share", self.repeat_share),
+                            ("same-day-share", self.same_day_share),
+                            ("late-commit-share", self.late_commit_share)):
+            _number(flag, value, 0.0, 1.0)
+        _number("late-commit-max-hours", self.late_commit_max_hours, 0.0,
+                MAX_LATE_COMMIT_HOURS, low_open=True)
+
+    @property
+    def on(self) -> bool:
+        """Whether any mode is on (then the feed carries its position, ``lsn``)."""
+        return self != StressModel(late_commit_max_hours=self.late_commit_max_hours)
+
+
+# What ``--stress`` turns on (README "Stress modes").
+STRESS = StressModel(repeat_share=0.2, same_day_share=0.05, late_commit_share=0.05,
+                     late_commit_max_hours=6.0)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Model:
     """Everything the bytes of a dataset depend on, apart from the start date."""
 
     seed: int = 0
     sales: SalesModel = field(default_factory=SalesModel)
     changes: ChangeModel = field(default_factory=ChangeModel)
+    stress: StressModel = field(default_factory=StressModel)
     # Rows of one day per file (two 2**20-row groups); also the unit held in memory while
     # writing, at about 90 B a row, which keeps a 50M-row day under 1 GB of RSS.
     rows_per_file: int = 2_097_152
@@ -170,12 +210,14 @@ class Model:
     def validate(self) -> Model:
         """Check every option (ConfigError naming the first bad one); return self."""
         _integer("seed", self.seed, 0, SEED_LIMIT - 1)
-        for name, kind in (("sales", SalesModel), ("changes", ChangeModel)):
+        for name, kind in (("sales", SalesModel), ("changes", ChangeModel),
+                           ("stress", StressModel)):
             if not isinstance(getattr(self, name), kind):
                 raise ConfigError(f"Model.{name} must be a {kind.__name__}, "
                                   f"got {type(getattr(self, name)).__name__}.")
         self.sales.validate()
         self.changes.validate()
+        self.stress.validate()
         _integer("rows-per-file", self.rows_per_file, 1, INT32_MAX)
         if min(self.rows_per_file, self.sales.rows_per_day) > MAX_ROWS_IN_MEMORY:
             raise ConfigError(f"--rows-per-file (or --rows-per-day, if smaller) must be at most "
@@ -183,7 +225,12 @@ class Model:
         return self
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """As fastgen.json stores it: without ``stress`` when every mode is off, as before
+        the modes existed."""
+        out = dataclasses.asdict(self)
+        if self.stress == StressModel():
+            del out["stress"]
+        return out
 
     def differences(self, other: Model) -> list[str]:
         """Dotted names of the options whose values differ, e.g. ``sales.rows_per_day``."""
@@ -221,7 +268,7 @@ def _from_json(cls: type, data: Any, prefix: str) -> Any:
         raise ConfigError(f"fastgen.json's {where} must be an object, got {type(data).__name__}.")
     names = [f.name for f in dataclasses.fields(cls)]
     for key in names:
-        if key not in data:
+        if key not in data and (cls, key) != (Model, "stress"):  # absent: every mode off
             raise ConfigError(f"fastgen.json's model lacks {prefix}{key}; it was edited or "
                               "written by another fastgen.")
     for key in data:
@@ -230,10 +277,12 @@ def _from_json(cls: type, data: Any, prefix: str) -> Any:
                               "edited or written by another fastgen.")
     values = {}
     for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
         value = data[f.name]
-        if f.name in ("sales", "changes"):
-            value = _from_json(SalesModel if f.name == "sales" else ChangeModel, value,
-                               f"{prefix}{f.name}.")
+        sections = {"sales": SalesModel, "changes": ChangeModel, "stress": StressModel}
+        if f.name in sections:
+            value = _from_json(sections[f.name], value, f"{prefix}{f.name}.")
         elif isinstance(value, list):
             value = tuple(value)  # JSON has no tuples; validate checks the type of each element
         values[f.name] = value

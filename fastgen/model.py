@@ -78,6 +78,7 @@ class Simulation:
         self.prices = np.clip(np.rint(np.exp(lo + u * (hi - lo))), s.price_min_cents,
                               s.price_max_cents).astype(np.int64)
         self.change_rate = c.update_rate + c.delete_rate
+        self.late_commit_us = round(model.stress.late_commit_max_hours * 3_600_000_000)
         self.delete_given_change = c.delete_rate / self.change_rate if self.change_rate else 0.0
         self.second_start = lru_cache(maxsize=32)(self._second_start)
         # Late rows of recent runs (a touched-days lookup walks back late_max_days runs); a
@@ -133,6 +134,12 @@ class Simulation:
         cum = np.cumsum(weights)
         u = uniforms(self.key(Stream.DAY_DRAWS, run), 0, draws) * cum[-1]
         return np.unique(np.minimum(np.searchsorted(cum, u, side="right"), history - 1))
+
+    def changes_day(self, run: int, day: int) -> bool:
+        """Whether run ``run`` changes rows of ``day``: a day it chose, or its own new day
+        when the stress mode ``same_day_share`` is on."""
+        return day in self.chosen_set(run) or (
+            run == day and self.model.stress.same_day_share > 0)
 
     def touched(self, run: int) -> np.ndarray:
         """Days whose export run ``run`` rewrites: its new day, late landings, changed days."""
@@ -217,11 +224,12 @@ class Simulation:
         return lo, min(lo + self.model.rows_per_file, self.rows)
 
     def new_part(self, day: int, index: int) -> Part:
-        """Part ``index`` of ``day`` as its own run wrote it (no late rows, no changes)."""
+        """Part ``index`` of ``day`` as its own run inserted it, before that run's changes
+        (its ``run`` is the one before, so ``advance(day)`` applies them)."""
         lo, hi = self._part_range(index)
         cols = self._new_rows(day, lo, hi, skip_late=True)
         slots = cols["sale_id"] - (day * self.rows + 1)
-        return Part(day, index, day, slots, np.ones(slots.size, np.bool_), cols)
+        return Part(day, index, day - 1, slots, np.ones(slots.size, np.bool_), cols)
 
     def inserts_of_part(self, day: int, index: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """What run ``day`` inserts in the row range of part ``index`` of its new day
@@ -240,7 +248,7 @@ class Simulation:
                 if name not in ("sold_at", "updated_at")}
         cols["sold_at"] = cols["updated_at"] = cols["created_at"]
         slots = cols["sale_id"] - (day * self.rows + 1)
-        return Part(day, index, day, slots, np.ones(slots.size, np.bool_), cols)
+        return Part(day, index, day - 1, slots, np.ones(slots.size, np.bool_), cols)
 
     def part_state(self, day: int, index: int, run: int) -> Part:
         """Part ``index`` of ``day`` after ``run``, computed from the keys alone."""
@@ -250,7 +258,7 @@ class Simulation:
 
     # ---- frames ------------------------------------------------------------------------
     def day(self, day: int) -> pl.DataFrame:
-        """Day ``day``'s sales as its own run created them: on-time rows, ordered by sold_at."""
+        """Day ``day``'s sales after its own run: on-time rows, ordered by sold_at."""
         return self.partition(day, day)
 
     def partition(self, day: int, run: int) -> pl.DataFrame:

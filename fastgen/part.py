@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
+from fastgen.config import MAX_CHANGES_PER_RUN
 from fastgen.kernels import changes as ck
 from fastgen.kernels.random import Stream
 from fastgen.schema import NOT_DELETED, sales_frame
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
 # Columns a change can alter, in the order of the replay kernel's before_* arguments.
 _CHANGING = ("quantity", "amount", "updated_at", "version", "is_deleted", "deleted_at")
+# The keys of one run's changes to one day, in the order of the replay kernel's run_keys.
+_STREAMS = (Stream.CHANGE_PICK, Stream.CHANGE_KIND, Stream.CHANGE_TIME, Stream.CHANGE_QUANTITY,
+            Stream.CHANGE_REPEAT, Stream.LATE_COMMIT)
 
 
 @dataclass
@@ -85,7 +89,7 @@ class Part:
             return captured
         if self.index == sim.parts() - 1:  # late rows land in a day's last part
             self._add_late(sim, self.run, run)
-        runs = [r for r in range(self.run + 1, run + 1) if self.day in sim.chosen_set(r)]
+        runs = [r for r in range(self.run + 1, run + 1) if sim.changes_day(r, self.day)]
         if runs and self.slots.size:
             self._replay(sim, runs, capture and runs[-1] == run, captured)
         self.run = run
@@ -93,33 +97,34 @@ class Part:
 
     def _replay(self, sim: Simulation, runs: list[int], capture: bool,
                 captured: dict[int, Changes]) -> None:
-        """Apply the changes of ``runs`` (which all picked this part's day) in one kernel call."""
-        c, s = sim.model.changes, sim.model.sales
+        """Apply the changes of ``runs`` (which all change this part's day) in one kernel call."""
+        c, s, stress = sim.model.changes, sim.model.sales, sim.model.stress
         late_count = {r: rows.size for r, rows in sim.late_into(self.day, runs[-1])}
         existing = np.array([sim.rows + sum(n for r2, n in late_count.items() if r2 < r)
                              for r in runs], dtype=np.int64)
-        keys = np.array([[sim.key(st, r, self.day) for st in
-                          (Stream.CHANGE_PICK, Stream.CHANGE_KIND, Stream.CHANGE_TIME,
-                           Stream.CHANGE_QUANTITY)] for r in runs], dtype=np.uint64)
+        keys = np.array([[sim.key(st, r, self.day) for st in _STREAMS] for r in runs],
+                        dtype=np.uint64)
         starts = np.array([sim.day_start_us(r) for r in runs], dtype=np.int64)
+        same_day = np.array([r == self.day for r in runs], dtype=np.bool_)
+        rates = np.where(same_day, stress.same_day_share, sim.change_rate)
         col = self.columns
         if col["updated_at"] is col["sold_at"]:
             col["updated_at"] = col["updated_at"].copy()  # about to change; created_at stays
-        size = self.slots.size if capture else 0
+        # A row changes at most MAX_CHANGES_PER_RUN times in one run, once without repeats.
+        size = self.slots.size * (MAX_CHANGES_PER_RUN if stress.repeat_share else 1) \
+            if capture else 0
         positions, kinds = np.empty(size, np.int64), np.empty(size, np.int8)
         before = {name: np.empty(size, col[name].dtype) for name in _CHANGING}
-        count = ck.replay(keys, starts, existing, sim.change_rate, sim.delete_given_change,
-                          c.soft_share, sim.hour_cdf, s.quantity_min, s.quantity_max,
-                          self.slots, self.alive, col["quantity"], col["unit_price"],
-                          col["amount"], col["updated_at"], col["version"], col["is_deleted"],
-                          col["deleted_at"], positions, kinds,
+        count = ck.replay(keys, starts, existing, rates, same_day, sim.delete_given_change,
+                          c.soft_share, stress.repeat_share, MAX_CHANGES_PER_RUN,
+                          stress.late_commit_share, sim.late_commit_us, sim.hour_cdf,
+                          s.quantity_min, s.quantity_max, self.slots, self.alive,
+                          col["quantity"], col["unit_price"], col["amount"], col["updated_at"],
+                          col["version"], col["is_deleted"], col["deleted_at"], positions, kinds,
                           *(before[name] for name in _CHANGING))
         if capture:
-            positions, kinds = positions[:count], kinds[:count]
-            after = {name: v[positions] for name, v in col.items()}
-            images = {name: (before[name][:count] if name in before else after[name])
-                      for name in col}
-            captured[runs[-1]] = Changes(kinds, images, after)
+            captured[runs[-1]] = _images(col, positions[:count], kinds[:count],
+                                         {name: v[:count] for name, v in before.items()})
 
     def _add_late(self, sim: Simulation, after_run: int, upto_run: int) -> None:
         pieces = [(r, rows) for r, rows in sim.late_into(self.day, upto_run) if r > after_run]
@@ -132,3 +137,15 @@ class Part:
                         for k, v in self.columns.items()}
         self.slots = np.concatenate([self.slots, np.arange(base, base + count, dtype=np.int64)])
         self.alive = np.concatenate([self.alive, np.ones(count, np.bool_)])
+
+
+def _images(col: dict[str, np.ndarray], positions: np.ndarray, kinds: np.ndarray,
+            before: dict[str, np.ndarray]) -> Changes:
+    """Row images of captured changes: a row changed again in the run is, after one change,
+    what it is before the next; after its last change, what the part holds now."""
+    after = {name: v[positions] for name, v in col.items()}
+    again = np.flatnonzero(positions[1:] == positions[:-1])
+    images = {name: before[name] if name in before else after[name] for name in col}
+    for name in _CHANGING:
+        after[name][again] = before[name][again + 1]
+    return Changes(kinds, images, after)

@@ -45,6 +45,9 @@ FEED_SCHEMA: dict[str, pl.DataType] = {
     "before": ROW_IMAGE,
     "after": ROW_IMAGE,
 }
+# The feed's position, when a stress mode is on (fastgen.formats.feed): a dataset-wide
+# monotone log sequence number; applying events in its order gives the export.
+LSN = "lsn"
 
 # A deleted_at of this value in the kernels' int64 arrays means "not deleted" (null).
 NOT_DELETED = np.iinfo(np.int64).min

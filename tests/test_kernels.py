@@ -409,7 +409,8 @@ def test_replay_of_one_run_equals_naive(sim, full_day, delete_given_change, soft
     n, rate = 400, 0.4
     keys = np.array([[derive_key(4, st_, 9, 3) for st_ in
                       (Stream.CHANGE_PICK, Stream.CHANGE_KIND, Stream.CHANGE_TIME,
-                       Stream.CHANGE_QUANTITY)]], np.uint64)
+                       Stream.CHANGE_QUANTITY, Stream.CHANGE_REPEAT, Stream.LATE_COMMIT)]],
+                    np.uint64)
     picks = ck.geometric_positions(keys[0, 0], rate, n)
     alive = np.ones(n, np.bool_)
     alive[::37] = False
@@ -428,12 +429,13 @@ def test_replay_of_one_run_equals_naive(sim, full_day, delete_given_change, soft
     positions, kinds = np.empty(n, np.int64), np.empty(n, np.int8)
     before = [np.empty(n, cols[c].dtype) for c in
               ("quantity", "amount", "updated_at", "version", "is_deleted", "deleted_at")]
-    count = ck.replay(keys, np.array([run_start]), np.array([n]), rate, delete_given_change,
-                      soft_share, sim.hour_cdf, 1, 100, np.arange(n, dtype=np.int64), alive,
+    count = ck.replay(keys, np.array([run_start]), np.array([n]), np.array([rate]),
+                      np.zeros(1, np.bool_), delete_given_change, soft_share, 0.0, 3, 0.0, 0,
+                      sim.hour_cdf, 1, 100, np.arange(n, dtype=np.int64), alive,
                       cols["quantity"], cols["unit_price"], cols["amount"], cols["updated_at"],
                       cols["version"], cols["is_deleted"], cols["deleted_at"], positions, kinds,
                       *before)
-    expected_kinds = naive.apply_changes(picks.tolist(), picks.tolist(), keys[0, 1:],
+    expected_kinds = naive.apply_changes(picks.tolist(), picks.tolist(), keys[0, 1:4],
                                          delete_given_change, soft_share, sim.hour_cdf,
                                          run_start, 1, 100, rows)
     changed = [k for k in expected_kinds if k != ck.NO_CHANGE]

@@ -112,7 +112,7 @@ class Batch:
                    for t in self.plan.parts for run in t.runs]
                 + [tmp_name(tasks.insert_path(ctx, t.day, t.index), ctx.tag)
                    for t in self.plan.parts if t.day >= ctx.first and ctx.feed]
-                + [tasks.change_pattern(ctx, t.run) for t in self.plan.feeds])
+                + [glob for t in self.plan.feeds for glob in tasks.change_patterns(ctx, t.run)])
         parts_done, feeds_done = self.parts_done, self.feeds_done
 
         def finished(task, result) -> None:
@@ -144,9 +144,11 @@ class Batch:
             feed = by_run.get(run, tasks.FeedResult(None, [], 0))
             for staged in feed.files:
                 self.staging.owe_staged(staged)
-            if ctx.feed:  # the changes to history, then the inserts
+            if ctx.feed:  # the changes to history, the inserts, the new rows' changes
                 inserts = [by_part[(run, k)].inserts for k in range(self.sim.parts())]
-                feed = tasks.FeedResult(feed.task, feed.files + inserts, feed.rows + self.sim.rows)
+                cut = len(feed.files) - feed.same_day
+                feed = tasks.FeedResult(feed.task, feed.files[:cut] + inserts + feed.files[cut:],
+                                        feed.rows + self.sim.rows)
             manifest = self._manifest(run, feed, by_part, partitions)
             made.append(manifest)
             summaries.append(RunSummary(run, self.sim.date_of(run), manifest["counts"],
@@ -161,11 +163,17 @@ class Batch:
         touched = self.plan.touched[run]
         counts = {"inserts": sim.rows, "late_rows": int(sim.late(run)[0].size),
                   "updates": 0, "soft_deletes": 0, "hard_deletes": 0}
+        if sim.model.stress.on:  # what the stress modes did (README "Stress modes")
+            counts |= dict.fromkeys(("repeat_changes", "same_day_changes", "late_commits",
+                                     "late_commit_reach_us"), 0)
         for day in touched:
             facts = [by_part[(day, k)].runs[run] for k in range(sim.parts())]
             for fact in facts:
                 for name, n in fact.counts.items():
-                    counts[name] += n
+                    counts[name] = counts.get(name, 0) + n
+                if fact.late_commit_reach_us:  # the ground truth a watermark's lookback needs
+                    counts["late_commit_reach_us"] = max(counts.get("late_commit_reach_us", 0),
+                                                         fact.late_commit_reach_us)
             truth = Digest.combine([Digest.from_json(f.digest) for f in facts]).to_json()
             before = partitions.get(sim.date_of(day).isoformat())
             versions = History.from_json(before) if before else history.NONE

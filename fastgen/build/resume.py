@@ -55,7 +55,8 @@ def record(root: Path, task: PartTask | FeedTask, result: PartResult | FeedResul
                 "file": vars(result.file),
                 "inserts": vars(result.inserts) if result.inserts else None}
     else:
-        body = {"files": [vars(f) for f in result.files], "rows": result.rows}
+        body = {"files": [vars(f) for f in result.files], "rows": result.rows,
+                "same_day": result.same_day}
     with open(root / JOURNAL, "a") as journal:
         journal.write(json.dumps({"done": key(task), "result": body}) + "\n")
 
@@ -67,7 +68,8 @@ def part_result(task: PartTask, body: dict) -> PartResult:
 
 
 def feed_result(task: FeedTask, body: dict) -> FeedResult:
-    return FeedResult(task, [StagedFile(**f) for f in body["files"]], body["rows"])
+    return FeedResult(task, [StagedFile(**f) for f in body["files"]], body["rows"],
+                      body.get("same_day", 0))
 
 
 def intact(root: Path, staged: StagedFile) -> bool:

@@ -28,7 +28,7 @@ from fastgen.formats import FORMATS, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
 from fastgen.model import EPOCH, Simulation
-from fastgen.part import Part
+from fastgen.part import Changes, Part
 from fastgen.schema import sales_frame
 
 PIECE = ".arrow"
@@ -56,6 +56,7 @@ class RunFacts:
     piece_rows: int = 0  # rows of the run's feed piece for this part (0: none staged)
     piece_bytes: int = 0
     piece_sha256: str = ""
+    late_commit_reach_us: int = 0  # how far before the run's day its changes were stamped
 
 
 @dataclass
@@ -69,8 +70,9 @@ class PartResult:
 @dataclass
 class FeedResult:
     task: FeedTask | None  # None: a run of a dataset without a feed
-    files: list[StagedFile]
+    files: list[StagedFile]  # changes to history; then, after the inserts, ``same_day`` files
     rows: int
+    same_day: int = 0  # how many of ``files``, at its end, come after the run's inserts
 
 
 @lru_cache(maxsize=4)
@@ -105,10 +107,17 @@ def insert_path(context: Context, run: int, index: int) -> Path:
     return run_folder(context, run) / f"insert-{index:05d}{FORMATS[context.format].EXTENSION}"
 
 
-def change_pattern(context: Context, run: int) -> Path:
-    """The temporary names of a run's change files, as a glob (their count is known only after)."""
-    return tmp_name(change_path(context, run, 0).with_name(
-        f"change-*{FORMATS[context.format].EXTENSION}"), context.tag)
+def same_day_path(context: Context, run: int, number: int) -> Path:
+    """A file of the changes of the run's new rows on their own day (after its inserts)."""
+    return run_folder(context, run) / f"sameday-{number:05d}{FORMATS[context.format].EXTENSION}"
+
+
+def change_patterns(context: Context, run: int) -> list[Path]:
+    """The temporary names of the files a run's feed task writes, as globs (their count is
+    known only after)."""
+    return [tmp_name(path(context, run, 0).with_name(
+        path(context, run, 0).name.replace("00000", "*")), context.tag)
+        for path in (change_path, same_day_path)]
 
 
 def commit_ts(context: Context, run: int) -> datetime:
@@ -132,10 +141,14 @@ def make_part(context: Context, task: PartTask) -> PartResult:
         rows = sales_frame(inserted)
         days = landing.astype(np.int32)
         days -= sim.index_of(EPOCH)
-        inserts = _stage(context, feed_format.inserts(day, commit_ts(context, day), rows,
-                                                      pl.Series(days).cast(pl.Date)),
-                         insert_path(context, day, index), wait=False)
-        if task.runs == (day,):  # nothing else in the call changes the part: no copy of it
+        frame = feed_format.inserts(day, commit_ts(context, day), rows,
+                                    pl.Series(days).cast(pl.Date))
+        if sim.model.stress.on:
+            frame = feed_format.insert_lsn(frame, day, sim.rows)
+        inserts = _stage(context, frame, insert_path(context, day, index), wait=False)
+        del frame
+        if task.runs == (day,) and not sim.changes_day(day, day):
+            # Nothing else in the call changes the part: no copy of it.
             digest = digest_arrays([inserted], [on_time])
             made = history.inserted(inserted, on_time)
             written = _stage(context, rows.filter(pl.Series(on_time)), part_path(context, day, index))
@@ -154,19 +167,20 @@ def make_part(context: Context, task: PartTask) -> PartResult:
     facts: dict[int, RunFacts] = {}
     for run in task.runs:
         held = part.slots.size
-        captured = part.advance(sim, run, capture=day in sim.chosen_days(run)).get(run)
+        captured = part.advance(sim, run, capture=sim.changes_day(run, day)).get(run)
         pieces, signs = [digest], [1]
         if part.slots.size > held:  # late rows landed
             landed = {k: v[held:] for k, v in part.columns.items()}
             pieces.append(digest_arrays([landed]))
             signs.append(1)
             made += history.inserted(landed)
-        counts = {name: 0 for name, _ in _KINDS}
+        counts, reach = {name: 0 for name, _ in _KINDS}, 0
         if captured is not None and captured.kinds.size:
             pieces += [digest_arrays([captured.before]),
                        digest_arrays([captured.after], [captured.kinds != ck.HARD_DELETE])]
             signs += [-1, 1]
             counts = {name: int((captured.kinds == kind).sum()) for name, kind in _KINDS}
+            reach = _stress_facts(sim, run, day, captured, counts)
             made += history.changed(captured.kinds, captured.before, captured.after,
                                     sim.day_start_us(run + 1))  # the run's commit_ts
         if captured is not None and captured.kinds.size and context.feed:
@@ -179,11 +193,27 @@ def make_part(context: Context, task: PartTask) -> PartResult:
         else:
             piece = (0, 0, "")
         digest = Digest.combine(pieces, signs)
-        facts[run] = RunFacts(digest.to_json(), made.to_json(), counts, *piece)
+        facts[run] = RunFacts(digest.to_json(), made.to_json(), counts, *piece, reach)
         made = history.NONE
     written = _stage(context, part.frame(), part_path(context, day, index))
     fault("partition")
     return PartResult(task, facts, written, inserts)
+
+
+def _stress_facts(sim: Simulation, run: int, day: int, captured: Changes,
+                  counts: dict[str, int]) -> int:
+    """Count what the stress modes did in ``captured`` (into ``counts``); return how far
+    before the run's day its earliest late-committed change was stamped (0: none)."""
+    if not sim.model.stress.on:
+        return 0
+    timed = captured.kinds != ck.HARD_DELETE
+    stamped = captured.after["updated_at"][timed]
+    late = stamped < sim.day_start_us(run)
+    again = captured.before["sale_id"][1:] == captured.before["sale_id"][:-1]
+    counts |= {"repeat_changes": int(again.sum()),
+               "same_day_changes": int(captured.kinds.size) if day == run else 0,
+               "late_commits": int(late.sum())}
+    return int(sim.day_start_us(run) - stamped[late].min()) if late.any() else 0
 
 
 def _starting_part(context: Context, day: int, index: int) -> Part:
@@ -203,25 +233,40 @@ def _starting_part(context: Context, day: int, index: int) -> Part:
 
 # ---- feed tasks ----------------------------------------------------------------------------
 def make_feed(context: Context, task: FeedTask) -> FeedResult:
-    """Write one run's changes to history: its pieces in day order, in files of about
-    ``rows_per_file`` rows (whole pieces each, so the cut is a function of the seed). The
-    run's inserts were written by the parts of its new day."""
+    """Write one run's changes: to history, its pieces in day order, in files of about
+    ``rows_per_file`` rows (whole pieces each, so the cut is a function of the seed); then
+    those of its new day's rows (stress mode ``same_day_share``), in files of their own, which
+    come after the run's inserts. The inserts were written by the parts of its new day."""
     run = task.run
-    files, batch, pending, rows = [], [], 0, 0
-    for n, (day, index) in enumerate(task.pieces):
-        piece = pl.read_ipc(piece_path(context, run, day, index))
-        batch.append(piece)
-        pending += piece.height
-        rows += piece.height
-        if pending >= context.model.rows_per_file or n == len(task.pieces) - 1:
-            files.append(_stage(context, pl.concat(batch), change_path(context, run, len(files)),
-                                wait=False))
-            batch, pending = [], 0
-    files = [staged() for staged in files]
+    history, rows = _feed_files(context, run, [p for p in task.pieces if p[0] != run],
+                                change_path, feed_format.HISTORY_BASE)
+    same_day, more = _feed_files(context, run, [p for p in task.pieces if p[0] == run],
+                                 same_day_path, feed_format.SAME_DAY_BASE)
+    files = [staged() for staged in history + same_day]
     fault("feed")
     for day, index in task.pieces:
         piece_path(context, run, day, index).unlink(missing_ok=True)
-    return FeedResult(task, files, rows)
+    return FeedResult(task, files, rows + more, len(same_day))
+
+
+def _feed_files(context: Context, run: int, pieces: list[tuple[int, int]],
+                path: Callable[[Context, int, int], Path], base: int
+                ) -> tuple[list[Callable[[], StagedFile]], int]:
+    """Stage ``pieces`` (day, part) of the run's changes as numbered files (``path``), with
+    positions from ``base`` on when a stress mode is on; the files to wait for, and rows."""
+    files, batch, pending, rows = [], [], 0, 0
+    for n, (day, index) in enumerate(pieces):
+        piece = pl.read_ipc(piece_path(context, run, day, index))
+        batch.append(piece)
+        pending += piece.height
+        if pending >= context.model.rows_per_file or n == len(pieces) - 1:
+            frame = pl.concat(batch)
+            if context.model.stress.on:
+                frame = feed_format.with_lsn(frame, run, base + rows)
+            files.append(_stage(context, frame, path(context, run, len(files)), wait=False))
+            rows += frame.height
+            batch, pending = [], 0
+    return files, rows
 
 
 def _stage(context: Context, frame: pl.DataFrame, final: Path, *, wait: bool = True

@@ -5,7 +5,14 @@ A run's feed is one or more files, read in name order: its changes to history
 (``insert-NNNNN``, one per part of the run's new day, by sale_id). One row per change: ``op`` (insert / update / delete; a soft delete is an update whose
 ``after`` has is_deleted), ``commit_version`` (the run), ``commit_ts``, ``sale_id``,
 ``sale_date`` and full row images ``before`` and ``after`` (null where they do not apply).
-A run touches a sale_id at most once, so its rows may be applied in any order.
+Without stress modes a run touches a sale_id at most once, so its rows may be applied in
+any order. With any stress mode on (``fastgen.config.StressModel``) a run may change a sale
+several times, and every row carries its position ``lsn`` (int64): the run's changes to
+history, then its inserts, then the changes of the new rows on their own day, each in file
+order (``lsn`` is ``commit_version << 40`` plus the place in the run: ``HISTORY_BASE``,
+``INSERT_BASE`` + the row's index among the run's new rows, ``SAME_DAY_BASE``), so the
+dataset's feeds in name order are in ``lsn`` order, and applying them in ``lsn`` order gives
+the export.
 """
 
 from __future__ import annotations
@@ -16,7 +23,13 @@ import numpy as np
 import polars as pl
 
 from fastgen.kernels import changes as ck
-from fastgen.schema import FEED_SCHEMA, PARTITION_KEY, ROW_IMAGE, SALES_COLUMNS, sales_frame
+from fastgen.schema import (FEED_SCHEMA, LSN, PARTITION_KEY, ROW_IMAGE, SALES_COLUMNS,
+                            sales_frame)
+
+# Where each part of a run's feed starts in its lsn range (see the module's docstring): a run
+# has fewer than 2**38 changes to history and 2**31 new rows.
+RUN_SHIFT = 40
+HISTORY_BASE, INSERT_BASE, SAME_DAY_BASE = 0, 1 << 38, 1 << 39
 
 
 def _frame(op: pl.Expr | str, run: int, commit_ts: datetime, dates: pl.Series,
@@ -58,8 +71,26 @@ def inserts(run: int, commit_ts: datetime, rows: pl.DataFrame, dates: pl.Series)
     return _frame("insert", run, commit_ts, dates, None, rows)
 
 
+def with_lsn(frame: pl.DataFrame, run: int, first: int) -> pl.DataFrame:
+    """``frame`` with its positions: ``first`` (within run ``run``'s range) and on, in order."""
+    start = (run << RUN_SHIFT) + first
+    return frame.with_columns(pl.int_range(start, start + frame.height, dtype=pl.Int64)
+                              .alias(LSN))
+
+
+def insert_lsn(frame: pl.DataFrame, run: int, rows_per_day: int) -> pl.DataFrame:
+    """Inserts of run ``run`` with their positions: by the row's index among the run's new
+    rows, so that each part of the new day numbers its own rows."""
+    first_id = run * rows_per_day + 1
+    return frame.with_columns(((run << RUN_SHIFT) + INSERT_BASE - first_id
+                               + pl.col("sale_id")).alias(LSN))
+
+
 def replay(table: pl.DataFrame, feed: pl.DataFrame) -> pl.DataFrame:
-    """Apply one run's feed to a table of sales rows (with ``sale_date``), as a MERGE would."""
+    """Apply one run's feed to a table of sales rows (with ``sale_date``), as a MERGE would:
+    each sale takes its last event (by ``lsn``, when the feed has positions)."""
+    if LSN in feed.columns:
+        feed = feed.sort(LSN).unique("sale_id", keep="last", maintain_order=True)
     after = (feed.filter(pl.col("op") != "delete")
              .select(pl.col("after").struct.unnest(), pl.col(PARTITION_KEY)))
     return (pl.concat([table.join(feed.select("sale_id"), on="sale_id", how="anti"), after])

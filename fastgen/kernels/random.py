@@ -37,6 +37,8 @@ class Stream(enum.IntEnum):
     CHANGE_KIND = 12
     CHANGE_TIME = 13
     CHANGE_QUANTITY = 14
+    CHANGE_REPEAT = 15  # stress: a row's further changes in the same run
+    LATE_COMMIT = 16  # stress: changes committed late
 
 
 def mix64_py(z: int) -> int:
