@@ -16,20 +16,28 @@ from fastgen.errors import UsageError
 
 def _model_from(args: argparse.Namespace, base: Model) -> tuple[Model, list[str]]:
     """``base`` with the options given on the command line; also their flags."""
-    sales, changes, top, given = {}, {}, {}, []
+    from dataclasses import replace
+
+    sales, changes, stress, top, given = {}, {}, {}, {}, []
     for flag, section, name, _, _ in MODEL_OPTIONS:
         value = getattr(args, name)
         if value is None:
             continue
         given.append(flag)
-        {"sales": sales, "changes": changes, None: top}[section][name] = value
-    from dataclasses import replace
+        {"sales": sales, "changes": changes, "stress": stress, None: top}[section][name] = value
+    stressed = config.STRESS if getattr(args, "stress", False) else base.stress
+    if getattr(args, "stress", False):
+        given.append("--stress")
     model = replace(base, **top, sales=replace(base.sales, **sales),
-                    changes=replace(base.changes, **changes))
+                    changes=replace(base.changes, **changes),
+                    stress=replace(stressed, **stress))
     return model, given
 
 
 def _flag_value(model: Model, flag: str):
+    if flag == "--stress":
+        stress = model.stress
+        return "on" if stress == config.STRESS else "on, at other rates" if stress.on else "off"
     for f, section, name, _, _ in MODEL_OPTIONS:
         if f == flag:
             return getattr(getattr(model, section) if section else model, name)

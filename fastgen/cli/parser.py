@@ -36,6 +36,10 @@ MODEL_OPTIONS = [
     ("--late-max-days", "changes", "late_max_days", int, "largest lateness, in days"),
     ("--late-decay", "changes", "late_decay", float, "P(lateness k) is proportional to decay**(k-1)"),
     ("--rows-per-file", None, "rows_per_file", int, "rows of one day per file"),
+    ("--repeat-share", "stress", "repeat_share", float, "stress: probability that a changed row changes again later the same day"),
+    ("--same-day-share", "stress", "same_day_share", float, "stress: share of a run's new rows changed on their own day"),
+    ("--late-commit-share", "stress", "late_commit_share", float, "stress: share of a run's changes stamped before its day (a long transaction)"),
+    ("--late-commit-max-hours", "stress", "late_commit_max_hours", float, "stress: how far before the run's day a late commit is stamped, at most"),
 ]
 
 
@@ -120,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs = {"choices": ["soft", "hard", "mixed"]} if name == "delete_mode" else {}
         gen.add_argument(flag, type=_positive if kind is int and name not in ("seed",) else kind,
                          default=None, help=f"{text} (default: {shown})", **kwargs)
+
+    gen.add_argument("--stress", action="store_true",
+                     help="turn every stress mode on at its documented rate (README \"Stress "
+                          "modes\"); a --*-share option given beside it wins")
 
     info = sub.add_parser("info", help="days, rows and size of a dataset")
     info.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")

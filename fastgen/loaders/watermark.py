@@ -54,7 +54,8 @@ def load(dataset: Dataset, con: duckdb.DuckDBPyConnection,
 
     stats = run_load("watermark", dataset, con, merge, needs_history=True)
     return replace(stats, row_groups=scanned.get("row_groups"),
-                   notes=hard_deletes_kept(dataset, stats.from_run, stats.to_run))
+                   notes=hard_deletes_kept(dataset, stats.from_run, stats.to_run)
+                   + late_commits_missed(dataset, stats.from_run, stats.to_run, lookback))
 
 
 def _merge(target: Warehouse, dataset: Dataset, last: dict, since, scanned: dict) -> Work:
@@ -95,3 +96,24 @@ def hard_deletes_kept(dataset: Dataset, from_run: int, to_run: int) -> tuple[str
             f"leave no row to carry a watermark: {n:,} rows hard-deleted by {runs} are still in "
             f"{TABLE} (use --strategy incremental or cdc, or a dataset made with --delete-mode "
             "soft, for an exact table)",)
+
+
+def late_commits_missed(dataset: Dataset, from_run: int, to_run: int,
+                        lookback: timedelta) -> tuple[str, ...]:
+    """One line when runs after ``from_run`` committed changes stamped further before their
+    day than ``lookback`` reaches (stress mode ``late_commit_share``; the manifests say how
+    far): such rows may be behind the watermark already, and then are not loaded."""
+    if from_run < 0 or from_run >= to_run or not dataset.model.stress.late_commit_share:
+        return ()
+    counts = [m["counts"] for m in dataset.manifests(from_run + 1, to_run)]
+    reach = timedelta(microseconds=max(c["late_commit_reach_us"] for c in counts))
+    if reach <= lookback:
+        return ()
+    late = sum(c["late_commits"] for c in counts)
+    return (f"watermark: runs {from_run + 1}..{to_run} committed {late:,} changes stamped up "
+            f"to {reach} before their run's day, beyond the lookback of {lookback}: those "
+            f"stamped before the watermark were not loaded (use --lookback {_hours(reach)} or more)",)
+
+
+def _hours(span: timedelta) -> str:
+    return f"{-(-span.total_seconds() // 3600):.0f}h"

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from fastgen.dataset import Dataset, DatasetError, UsageError
 from fastgen.dataset.check import load_checked, mismatches
-from fastgen.schema import PARTITION_KEY, SALES_COLUMNS, SALES_SCHEMA
+from fastgen.schema import LSN, PARTITION_KEY, SALES_COLUMNS, SALES_SCHEMA
 
 TABLE_COLUMNS = (*SALES_COLUMNS, PARTITION_KEY)
 # Rows of one piece: about 30 MB of Python-free Arrow data, a few hundred MB at most once a
@@ -88,11 +88,32 @@ def _refused(problem: str) -> DatasetError:
 
 
 def feed_pieces(dataset: Dataset, last: dict, rels: list[str]) -> Iterator[pl.DataFrame]:
-    """The changes of one run's feed files (listed by its manifest), piece by piece."""
+    """The changes of one run's feed files (listed by its manifest), piece by piece, each
+    piece naming a sale at most once, and pieces in an order that applies a sale's events in
+    the order of their position (``lsn``).
+
+    Without stress modes a run names a sale once, and its files are read as they come. With
+    them a run may change a sale several times: its events are sorted by ``lsn`` and dealt
+    into rounds (a sale's first event in round 1, its second in round 2, ...), applied round
+    after round, so that each piece stays one set-based statement per op. That holds the
+    run's feed in memory at once (a stressed dataset's runs are test-sized).
+    """
     check_files(dataset, last, rels)
-    for path in committed_paths(dataset, last, rels):
-        for frame in _pieces(dataset, path, ["op", "sale_id", PARTITION_KEY, "after"]):
-            yield frame.select("op", "sale_id", *_IMAGE, PARTITION_KEY)
+    columns = ["op", "sale_id", PARTITION_KEY, "after"]
+    if not dataset.model.stress.on:
+        for path in committed_paths(dataset, last, rels):
+            for frame in _pieces(dataset, path, columns):
+                yield frame.select("op", "sale_id", *_IMAGE, PARTITION_KEY)
+        return
+    events = pl.concat([frame for path in committed_paths(dataset, last, rels)
+                        for frame in _pieces(dataset, path, [*columns, LSN])])
+    events = events.sort(LSN).with_columns(
+        pl.int_range(pl.len()).over("sale_id").alias("round"))
+    for number in range(events["round"].max() + 1 if events.height else 0):
+        round_ = events.filter(pl.col("round") == number).select(
+            "op", "sale_id", *_IMAGE, PARTITION_KEY)
+        for start in range(0, round_.height, PIECE_ROWS):
+            yield round_.slice(start, PIECE_ROWS)
 
 
 def snapshot_pieces(dataset: Dataset, last: dict) -> Iterator[pl.DataFrame]:
