@@ -17,7 +17,7 @@ from polars.testing import assert_frame_equal
 
 from conftest import START, file_hashes
 from fastgen.cli import main
-from fastgen.config import Model, SalesModel
+from fastgen.config import STRESS, Model, SalesModel
 from fastgen.formats import write_file
 from fastgen.model import Simulation
 
@@ -97,14 +97,20 @@ SPLIT_ARGS = ("--rows-per-day", "1500", "--rows-per-file", "600", "--start-date"
               "--seed", "5")
 
 
+@pytest.fixture(scope="module", params=[(), ("--stress",)], ids=["calm", "stress"])
+def stress_args(request) -> tuple[str, ...]:
+    """Every split test twice: without stress modes, and with all of them (issue 13)."""
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def five_in_one(tmp_path_factory) -> Path:
+def five_in_one(tmp_path_factory, stress_args) -> Path:
     root = tmp_path_factory.mktemp("split") / "one-call"
-    _generate(root, "--days", "5", *SPLIT_ARGS)
+    _generate(root, "--days", "5", *SPLIT_ARGS, *stress_args)
     return root
 
 
-def test_same_bytes_whatever_the_order_of_the_tasks(five_in_one, tmp_path):
+def test_same_bytes_whatever_the_order_of_the_tasks(five_in_one, stress_args, tmp_path):
     """Tasks run in reverse order (as a cluster may finish them) write the same files."""
     from fastgen.build.executors import Serial
     from fastgen.dataset import Dataset
@@ -113,17 +119,19 @@ def test_same_bytes_whatever_the_order_of_the_tasks(five_in_one, tmp_path):
         def map(self, fn, context, tasks, on_done=None):
             return list(reversed(super().map(fn, context, list(reversed(tasks)), on_done)))
 
-    model = Model(seed=5, sales=SalesModel(rows_per_day=1500), rows_per_file=600)
+    model = Model(seed=5, sales=SalesModel(rows_per_day=1500), rows_per_file=600,
+                  **({"stress": STRESS} if stress_args else {}))
     ds = Dataset.create(tmp_path / "reversed", model, date.fromisoformat(START))
     ds.write(5, executor=Reversed())
     assert file_hashes(ds.root, "sales", "changes") == file_hashes(five_in_one, "sales", "changes")
 
 
 @pytest.mark.parametrize("split", [(1, 1, 1, 1, 1), (2, 3), (4, 1)], ids=str)
-def test_same_bytes_whether_five_days_come_from_one_call_or_several(five_in_one, tmp_path, split):
+def test_same_bytes_whether_five_days_come_from_one_call_or_several(five_in_one, stress_args,
+                                                                    tmp_path, split):
     root = tmp_path / "split"
     for days in split:
-        _generate(root, "--days", days, *SPLIT_ARGS)
+        _generate(root, "--days", days, *SPLIT_ARGS, *stress_args)
     expected = file_hashes(five_in_one, "sales", "changes")
     # Three files a day; a feed is cut into files of about --rows-per-file rows.
     assert len([p for p in expected if p.startswith("sales/")]) == 5 * 3

@@ -45,10 +45,11 @@ import pytest
 from dask_cluster import WorkerSpec, cluster
 from fastgen.cli import main
 
-# Every kind of change, and days of three files (1,200 + 1,200 + about 600 rows).
+# Every kind of change, and days of three files (1,200 + 1,200 + about 600 rows), with every
+# stress mode on (a calm dataset's bytes across splits: test_determinism, test_golden).
 OPTIONS = ("--start-date", "2025-09-01", "--seed", "11", "--rows-per-day", "3000",
            "--rows-per-file", "1200", "--update-rate", "0.1", "--delete-rate", "0.03",
-           "--delete-mode", "mixed", "--late-share", "0.05")
+           "--delete-mode", "mixed", "--late-share", "0.05", "--stress")
 CALLS = (4, 1, 1)  # a backfill, then daily calls; cumulative last runs 3, 4, 5
 # What a manifest says about the data (the rest depends on how runs were grouped into calls).
 TRUTH = ("run", "run_date", "commit_ts", "counts", "touched", "feed", "partitions", "identity")
