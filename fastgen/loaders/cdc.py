@@ -6,8 +6,10 @@ bounded pieces and applied by the exactly-once core (``fastgen.sinks.commit.feed
 ``insert`` inserts the after image, an ``update`` (a soft delete too: its image carries
 is_deleted) overwrites every column from it, a ``delete`` (a hard delete) removes the row, and
 each must find the row it names (or, for an insert, its absence), else the load is refused
-and rolled back: the table was not the previous run's. A run touches a sale_id at most once,
-so the rows of one feed may be applied in any order; runs must be applied in order. Each feed
+and rolled back: the table was not the previous run's. A calm run touches a sale_id at most
+once, so the rows of one feed may be applied in any order; a stressed run's events are applied
+in ``lsn`` order, in rounds (``fastgen.sinks.source.feed_pieces``); runs must be applied in
+order. Each feed
 file is checked against the last manifest before it is read. Cost grows with the rows
 changed, not with the history, and memory stays bounded whatever the size of a run.
 
