@@ -175,6 +175,11 @@ class StressModel:
     # row's previous updated_at.
     late_commit_share: float = 0.0
     late_commit_max_hours: float = 6.0
+    # Schema evolution: from this run on (0: never) the source has a nullable column
+    # ``channel`` (fastgen.schema.CHANNELS); rows made before it, and this share of the rows
+    # made after, have none.
+    schema_change_run: int = 0
+    channel_null_share: float = 0.2
 
     def validate(self) -> None:
         for flag, value in (("repeat-share", self.repeat_share),
@@ -183,16 +188,23 @@ class StressModel:
             _number(flag, value, 0.0, 1.0)
         _number("late-commit-max-hours", self.late_commit_max_hours, 0.0,
                 MAX_LATE_COMMIT_HOURS, low_open=True)
+        _integer("schema-change-run", self.schema_change_run, 0, MAX_HISTORY_DAYS)
+        _number("channel-null-share", self.channel_null_share, 0.0, 1.0)
 
     @property
     def on(self) -> bool:
         """Whether any mode is on (then the feed carries its position, ``lsn``)."""
-        return self != StressModel(late_commit_max_hours=self.late_commit_max_hours)
+        return self != StressModel(late_commit_max_hours=self.late_commit_max_hours,
+                                   channel_null_share=self.channel_null_share)
+
+    def has_channel(self, run: int) -> bool:
+        """Whether the source has the column ``channel`` in run ``run`` (schema evolution)."""
+        return 0 < self.schema_change_run <= run
 
 
 # What ``--stress`` turns on (README "Stress modes").
 STRESS = StressModel(repeat_share=0.2, same_day_share=0.05, late_commit_share=0.05,
-                     late_commit_max_hours=6.0)
+                     late_commit_max_hours=6.0, schema_change_run=3, channel_null_share=0.2)
 
 
 @dataclass(frozen=True, kw_only=True)

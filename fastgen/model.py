@@ -26,7 +26,7 @@ from fastgen.kernels import changes as ck
 from fastgen.kernels import sales as sk
 from fastgen.kernels.random import Stream, derive_key, uniforms, uniforms_at
 from fastgen.part import Part
-from fastgen.schema import NOT_DELETED, sales_frame
+from fastgen.schema import CHANNEL, CHANNEL_WEIGHTS, NO_CHANNEL, NOT_DELETED, sales_frame
 
 US_PER_DAY = 86_400_000_000
 EPOCH = date(1970, 1, 1)
@@ -201,7 +201,23 @@ class Simulation:
         cols["version"] = np.ones(n, np.int32)
         cols["is_deleted"] = np.zeros(n, np.bool_)
         cols["deleted_at"] = np.full(n, NOT_DELETED, np.int64)
+        if self.model.stress.schema_change_run:
+            cols[CHANNEL] = self._channels(run, ids)
         return cols
+
+    def _channels(self, run: int, rows: np.ndarray) -> np.ndarray:
+        """Channel codes of new rows of ``run`` (schema evolution): none before the source
+        has the column; then a null with ``channel_null_share``, else drawn by weight."""
+        stress = self.model.stress
+        codes = np.full(rows.size, NO_CHANNEL, np.int8)
+        if not stress.has_channel(run):
+            return codes
+        u = uniforms_at(self.key(Stream.CHANNEL, run), rows)
+        named = u >= stress.channel_null_share
+        share = (u[named] - stress.channel_null_share) / (1.0 - stress.channel_null_share)
+        cdf = np.cumsum(CHANNEL_WEIGHTS) / sum(CHANNEL_WEIGHTS)
+        codes[named] = np.minimum(np.searchsorted(cdf, share, side="right"), len(cdf) - 1)
+        return codes
 
     def late_rows(self, day: int, run: int, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Late rows of ``run`` landing on ``day``: created in the run, sold on the day."""
@@ -229,7 +245,8 @@ class Simulation:
         lo, hi = self._part_range(index)
         cols = self._new_rows(day, lo, hi, skip_late=True)
         slots = cols["sale_id"] - (day * self.rows + 1)
-        return Part(day, index, day - 1, slots, np.ones(slots.size, np.bool_), cols)
+        return Part(day, index, day - 1, slots, np.ones(slots.size, np.bool_), cols,
+                    self.model.stress.schema_change_run)
 
     def inserts_of_part(self, day: int, index: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """What run ``day`` inserts in the row range of part ``index`` of its new day
@@ -248,7 +265,8 @@ class Simulation:
                 if name not in ("sold_at", "updated_at")}
         cols["sold_at"] = cols["updated_at"] = cols["created_at"]
         slots = cols["sale_id"] - (day * self.rows + 1)
-        return Part(day, index, day - 1, slots, np.ones(slots.size, np.bool_), cols)
+        return Part(day, index, day - 1, slots, np.ones(slots.size, np.bool_), cols,
+                    self.model.stress.schema_change_run)
 
     def part_state(self, day: int, index: int, run: int) -> Part:
         """Part ``index`` of ``day`` after ``run``, computed from the keys alone."""
@@ -273,7 +291,14 @@ class Simulation:
         stop = self.rows if stop is None else stop
         cols = self._new_rows(run, start, stop)
         landing = self._land_late(run, start, stop, cols)
-        return sales_frame(cols), landing
+        return sales_frame(self.columns_in(run, cols)), landing
+
+    def columns_in(self, run: int, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``columns`` as the source has them in ``run``: no channel before its schema change
+        (the arrays carry channel codes, NO_CHANNEL, from the first run)."""
+        if CHANNEL in columns and not self.model.stress.has_channel(run):
+            return {name: v for name, v in columns.items() if name != CHANNEL}
+        return columns
 
     def _land_late(self, run: int, start: int, stop: int, cols: dict[str, np.ndarray]
                    ) -> np.ndarray:

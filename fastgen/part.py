@@ -18,7 +18,7 @@ import polars as pl
 from fastgen.config import MAX_CHANGES_PER_RUN
 from fastgen.kernels import changes as ck
 from fastgen.kernels.random import Stream
-from fastgen.schema import NOT_DELETED, sales_frame
+from fastgen.schema import CHANNEL, NO_CHANNEL, NOT_DELETED, channel_codes, sales_frame
 
 if TYPE_CHECKING:
     from fastgen.model import Simulation
@@ -49,9 +49,15 @@ class Part:
     slots: np.ndarray
     alive: np.ndarray
     columns: dict[str, np.ndarray]
+    channel_from: int = 0  # the run from which the file has the column channel (0: never)
 
     def frame(self) -> pl.DataFrame:
-        return sales_frame(self.columns, keep=self.alive)
+        """The part's file: without the column channel before its schema change (the arrays
+        carry it as NO_CHANNEL codes all along)."""
+        columns = self.columns
+        if CHANNEL in columns and not 0 < self.channel_from <= self.run:
+            columns = {name: v for name, v in columns.items() if name != CHANNEL}
+        return sales_frame(columns, keep=self.alive)
 
     @classmethod
     def from_frame(cls, sim: Simulation, day: int, index: int, run: int,
@@ -68,6 +74,9 @@ class Part:
             cols[name] = frame[name].dt.epoch("us").fill_null(NOT_DELETED).to_numpy()
         for name in ("unit_price", "amount"):
             cols[name] = (frame[name] * 100).cast(pl.Int64).to_numpy()
+        if sim.model.stress.schema_change_run:  # files written before it have no channel
+            cols[CHANNEL] = (channel_codes(frame[CHANNEL]) if CHANNEL in frame.columns
+                             else np.full(frame.height, NO_CHANNEL, np.int8))
         # Polars hands out read-only views; the changes write into these arrays.
         cols = {name: np.array(col, copy=not col.flags.writeable) for name, col in cols.items()}
         first_id = day * sim.rows + 1
@@ -77,7 +86,8 @@ class Part:
             late_ids = np.concatenate([r * sim.rows + rows + 1
                                        for r, rows in sim.late_into(day, run)])
             slots[late] = sim.rows + np.searchsorted(late_ids, cols["sale_id"][late])
-        return cls(day, index, run, slots, np.ones(slots.size, np.bool_), cols)
+        return cls(day, index, run, slots, np.ones(slots.size, np.bool_), cols,
+                   sim.model.stress.schema_change_run)
 
     def advance(self, sim: Simulation, run: int, capture: bool = False) -> dict[int, Changes]:
         """Move forward to after ``run``: add late rows, replay changes, in place.

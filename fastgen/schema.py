@@ -49,6 +49,26 @@ FEED_SCHEMA: dict[str, pl.DataType] = {
 # monotone log sequence number; applying events in its order gives the export.
 LSN = "lsn"
 
+# Schema evolution (stress mode ``schema_change_run``): the column the source gains, its values
+# and how often each is drawn. In the kernels' arrays a row's channel is an int8 code, the
+# index in CHANNELS, or NO_CHANNEL (null).
+CHANNEL = "channel"
+CHANNELS = ("store", "web", "app", "phone")
+CHANNEL_WEIGHTS = (0.55, 0.25, 0.15, 0.05)
+NO_CHANNEL = -1
+
+
+def channel_codes(names: pl.Series) -> np.ndarray:
+    """The int8 codes of a ``channel`` column (null: NO_CHANNEL)."""
+    return (names.replace_strict(dict(zip(CHANNELS, range(len(CHANNELS)))), default=NO_CHANNEL,
+                                 return_dtype=pl.Int8).to_numpy())
+
+
+def image_type(columns) -> pl.Struct:
+    """The feed's row image type for rows with these columns (with channel or without)."""
+    return ROW_IMAGE if CHANNEL not in columns else pl.Struct({**SALES_SCHEMA,
+                                                               CHANNEL: pl.String()})
+
 # A deleted_at of this value in the kernels' int64 arrays means "not deleted" (null).
 NOT_DELETED = np.iinfo(np.int64).min
 
@@ -94,6 +114,10 @@ def sales_frame(columns: dict[str, np.ndarray], keep: np.ndarray | None = None) 
         "is_deleted": pa.array(columns["is_deleted"]),
         "deleted_at": _timestamps(columns["deleted_at"], nullable=True),
     }
+    if CHANNEL in columns:  # after a schema change: the source's new column, last
+        codes = pl.Series(columns[CHANNEL])
+        arrays[CHANNEL] = (codes.replace_strict(dict(enumerate(CHANNELS)), default=None,
+                                                return_dtype=pl.String).to_arrow())
     frame = pl.from_arrow(pa.table(arrays))
     if keep is not None and not keep.all():
         frame = frame.filter(pl.Series(keep))

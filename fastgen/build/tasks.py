@@ -138,7 +138,7 @@ def make_part(context: Context, task: PartTask) -> PartResult:
     if day >= context.first and context.feed:
         inserted, landing = sim.inserts_of_part(day, index)
         on_time = landing == day
-        rows = sales_frame(inserted)
+        rows = sales_frame(sim.columns_in(day, inserted))
         days = landing.astype(np.int32)
         days -= sim.index_of(EPOCH)
         frame = feed_format.inserts(day, commit_ts(context, day), rows,
@@ -185,7 +185,8 @@ def make_part(context: Context, task: PartTask) -> PartResult:
                                     sim.day_start_us(run + 1))  # the run's commit_ts
         if captured is not None and captured.kinds.size and context.feed:
             frame = feed_format.changes(run, commit_ts(context, run), sim.date_of(day),
-                                        captured.kinds, captured.before, captured.after)
+                                        captured.kinds, sim.columns_in(run, captured.before),
+                                        sim.columns_in(run, captured.after))
             path = piece_path(context, run, day, index)
             path.parent.mkdir(parents=True, exist_ok=True)
             frame.write_ipc(path, compression="uncompressed")

@@ -40,6 +40,8 @@ MODEL_OPTIONS = [
     ("--same-day-share", "stress", "same_day_share", float, "stress: share of a run's new rows changed on their own day"),
     ("--late-commit-share", "stress", "late_commit_share", float, "stress: share of a run's changes stamped before its day (a long transaction)"),
     ("--late-commit-max-hours", "stress", "late_commit_max_hours", float, "stress: how far before the run's day a late commit is stamped, at most"),
+    ("--schema-change-run", "stress", "schema_change_run", int, "stress: from this run on (0: never) the source has a new nullable column, channel"),
+    ("--channel-null-share", "stress", "channel_null_share", float, "stress: share of new rows without a channel, once it exists"),
 ]
 
 

@@ -204,7 +204,8 @@ class Dataset:
             frame = (pl.scan_parquet(paths, hive_partitioning=False) if self.format == "parquet"
                      else self.reader(paths).lazy())
             frames.append(frame.with_columns(pl.lit(date.fromisoformat(day)).alias(PARTITION_KEY)))
-        return pl.concat(frames)
+        # Days written before a schema change have no channel (stress mode): union the schemas.
+        return pl.concat(frames, how="diagonal")
 
     # ---- writing (fastgen.dataset.writer) ----------------------------------------------
     def write(self, days: int, *, executor=None,

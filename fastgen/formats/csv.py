@@ -10,7 +10,7 @@ from typing import IO
 
 import polars as pl
 
-from fastgen.schema import FEED_SCHEMA, SALES_SCHEMA
+from fastgen.schema import CHANNEL, FEED_SCHEMA, LSN, SALES_SCHEMA
 
 EXTENSION = ".csv"
 
@@ -31,17 +31,25 @@ def write(frame: pl.DataFrame, sink: IO[bytes]) -> None:
 
 
 def read(paths: list[str]) -> pl.DataFrame:
-    """Read sales or feed CSV files back with the schema's types."""
-    first = pl.read_csv(paths[0], n_rows=0)
-    if "op" not in first.columns:
-        return pl.read_csv(paths, schema=SALES_SCHEMA)
+    """Read sales or feed CSV files back with the schema's types (and ``channel``, a string,
+    in files written after a schema change: all of ``paths`` must agree on it)."""
+    header = pl.read_csv(paths[0], n_rows=0).columns
+    if "op" not in header:
+        return pl.read_csv(paths, schema={**SALES_SCHEMA, **_channel(header)})
     flat = {n: t for n, t in FEED_SCHEMA.items() if not isinstance(t, pl.Struct)}
+    image = {**SALES_SCHEMA, **_channel(header, "after.")}
     for side in ("before", "after"):
-        flat |= {f"{side}.{c}": t for c, t in SALES_SCHEMA.items()}
-    raw = pl.read_csv(paths, schema=flat)
-    images = {side: pl.struct([pl.col(f"{side}.{c}").alias(c) for c in SALES_SCHEMA])
+        flat |= {f"{side}.{c}": t for c, t in image.items()}
+    flat |= {n: pl.Int64() for n in header if n == LSN}
+    raw = pl.read_csv(paths, schema={n: flat[n] for n in header})
+    images = {side: pl.struct([pl.col(f"{side}.{c}").alias(c) for c in image])
               for side in ("before", "after")}
     null = {side: pl.col(f"{side}.sale_id").is_null() for side in images}
     return raw.select(
         *[pl.col(n) for n, t in FEED_SCHEMA.items() if not isinstance(t, pl.Struct)],
-        *[pl.when(null[s]).then(None).otherwise(images[s]).alias(s) for s in images])
+        *[pl.when(null[s]).then(None).otherwise(images[s]).alias(s) for s in images],
+        *[pl.col(n) for n in header if n == LSN])
+
+
+def _channel(header: list[str], prefix: str = "") -> dict[str, pl.DataType]:
+    return {CHANNEL: pl.String()} if f"{prefix}{CHANNEL}" in header else {}

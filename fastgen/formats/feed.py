@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from fastgen.kernels import changes as ck
-from fastgen.schema import (FEED_SCHEMA, LSN, PARTITION_KEY, ROW_IMAGE, SALES_COLUMNS,
+from fastgen.schema import (CHANNEL, FEED_SCHEMA, LSN, PARTITION_KEY, SALES_COLUMNS, image_type,
                             sales_frame)
 
 # Where each part of a run's feed starts in its lsn range (see the module's docstring): a run
@@ -36,11 +36,14 @@ def _frame(op: pl.Expr | str, run: int, commit_ts: datetime, dates: pl.Series,
            before: pl.DataFrame | None, after: pl.DataFrame | None) -> pl.DataFrame:
     images = after if after is not None else before
     n = images.height
+    image_columns = [*SALES_COLUMNS, *([CHANNEL] if CHANNEL in images.columns else [])]
+    schema = {**FEED_SCHEMA, "before": image_type(image_columns),
+              "after": image_type(image_columns)}
 
     def image(frame: pl.DataFrame | None) -> pl.Series:
         if frame is None:
-            return pl.repeat(None, n, dtype=ROW_IMAGE, eager=True)
-        return frame.select(pl.struct(SALES_COLUMNS)).to_series()
+            return pl.repeat(None, n, dtype=schema["after"], eager=True)
+        return frame.select(pl.struct(image_columns)).to_series()
 
     frame = pl.DataFrame({
         "op": op if isinstance(op, pl.Series) else pl.repeat(op, n, eager=True),
@@ -51,7 +54,7 @@ def _frame(op: pl.Expr | str, run: int, commit_ts: datetime, dates: pl.Series,
     })
     return frame.with_columns(commit_version=pl.lit(run, pl.Int64),
                               commit_ts=pl.lit(commit_ts, FEED_SCHEMA["commit_ts"])
-                              ).select(list(FEED_SCHEMA)).cast(FEED_SCHEMA)
+                              ).select(list(schema)).cast(schema)
 
 
 def changes(run: int, commit_ts: datetime, day: date, kinds: np.ndarray, before: dict,

@@ -39,6 +39,7 @@ class Stream(enum.IntEnum):
     CHANGE_QUANTITY = 14
     CHANGE_REPEAT = 15  # stress: a row's further changes in the same run
     LATE_COMMIT = 16  # stress: changes committed late
+    CHANNEL = 17  # stress: the column a schema change adds
 
 
 def mix64_py(z: int) -> int:
