@@ -8,6 +8,7 @@ the goodness-of-fit tests compare samples with the exact distributions computed 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -201,56 +202,153 @@ def bernoulli_positions(key: int, p: float, limit: int) -> list[int]:
 
 
 NO_CHANGE, UPDATE, SOFT_DELETE, HARD_DELETE = 0, 1, 2, 3
+# Stress modes (issue 13): at most this many changes of a row in one run, and the draws each
+# further change takes from the repeat key (whether it happens, kind, time, quantity).
+MAX_CHANGES = 3
+REPEAT_DRAWS = 4
+CHANGING = ("quantity", "amount", "updated_at", "version", "is_deleted", "deleted_at")
+
+
+def later(after_us: int, u: float, day_end_us: int) -> int | None:
+    """A time after ``after_us`` and before ``day_end_us``, uniform; None if there is none."""
+    room = day_end_us - after_us - 1
+    if room <= 0:
+        return None
+    return after_us + 1 + min(int(u * room), room - 1)
+
+
+def change_row(row: dict, v: float, t: int, q_u: float, delete_given_change: float,
+               soft_share: float, qmin: int, qmax: int) -> int:
+    """One change of a row dict at time ``t``: ``v`` picks the kind, ``q_u`` the quantity."""
+    if v < delete_given_change:
+        if v < delete_given_change * soft_share:
+            row.update(is_deleted=True, deleted_at=t, updated_at=t, version=row["version"] + 1)
+            return SOFT_DELETE
+        row["alive"] = False
+        return HARD_DELETE
+    qspan = qmax - qmin + 1
+    q = qmin + min(int(q_u * qspan), qspan - 1)
+    row.update(quantity=q, amount=q * row["unit_price"], updated_at=t, version=row["version"] + 1)
+    return UPDATE
+
+
+class Change(NamedTuple):
+    """One change ``apply_changes`` made: the row's position, the kind, the row's changing
+    columns before it, and its time (that of a hard delete too, though no column keeps it)."""
+
+    position: int
+    kind: int
+    before: dict
+    at: int
 
 
 def apply_changes(positions, slots, keys, delete_given_change, soft_share, hour_cdf,
-                  run_day_start_us, qmin, qmax, rows: list[dict]) -> list[int]:
-    """The change rule on row dicts: one uniform picks the kind, two more time and quantity."""
+                  run_day_start_us, qmin, qmax, rows: list[dict], *, same_day: bool = False,
+                  repeat_key: int = 0, repeat_share: float = 0.0, max_changes: int = MAX_CHANGES,
+                  late_key: int = 0, late_share: float = 0.0, late_max_us: int = 0,
+                  log: list | None = None) -> list[int]:
+    """The change rule on row dicts: one uniform picks the kind, two more time and quantity.
+
+    ``keys`` are the kind, time and quantity keys, drawn at the row's slot. The time is
+    ``time_of_day_us`` of the run's day; with ``same_day`` (a run changing its own new rows)
+    it is ``later`` than the row's updated_at instead, and the row is left alone if there is
+    no time left. Stress modes, all off by default: a change (not ``same_day``) is committed
+    late when draw ``2 * slot`` of ``late_key`` is below ``late_share``, at
+    ``max(updated_at + 1, run start - 1 - int(draw(2 * slot + 1) * late_max_us))``; after an
+    update, step s (1, 2, ...) of ``max_changes - 1`` more changes draws at
+    ``c = (slot * max_changes + s) * REPEAT_DRAWS`` of ``repeat_key``: it happens if draw c is
+    below ``repeat_share``, at ``later(updated_at, draw c + 2)`` (none if no time is left),
+    with kind draw c + 1 and quantity draw c + 3.
+
+    Returns each position's first kind (NO_CHANGE if it was not changed). ``log``, if given,
+    gets every change in order, as a ``Change``.
+    """
     keys = [int(k) for k in keys]
-    qspan = qmax - qmin + 1
+    repeat_key, late_key = int(repeat_key), int(late_key)
+    day_end = run_day_start_us + US_PER_DAY
     kinds = []
     for i, slot in zip(positions, slots):
         row = rows[i]
         if not row["alive"] or row["is_deleted"]:
             kinds.append(NO_CHANGE)
             continue
-        u = uniform_at(keys[0], slot)
-        t = run_day_start_us + time_of_day_us(uniform_at(keys[1], slot), hour_cdf)
-        if u < delete_given_change:
-            if u < delete_given_change * soft_share:
-                kinds.append(SOFT_DELETE)
-                row.update(is_deleted=True, deleted_at=t, updated_at=t, version=row["version"] + 1)
-            else:
-                kinds.append(HARD_DELETE)
-                row["alive"] = False
+        u_time = uniform_at(keys[1], slot)
+        if same_day:
+            t = later(row["updated_at"], u_time, day_end)
+            if t is None:
+                kinds.append(NO_CHANGE)
+                continue
         else:
-            kinds.append(UPDATE)
-            q = qmin + min(int(uniform_at(keys[2], slot) * qspan), qspan - 1)
-            row.update(quantity=q, amount=q * row["unit_price"], updated_at=t,
-                       version=row["version"] + 1)
+            t = run_day_start_us + time_of_day_us(u_time, hour_cdf)
+            if late_share > 0.0 and uniform_at(late_key, 2 * slot) < late_share:
+                back = int(uniform_at(late_key, 2 * slot + 1) * late_max_us)
+                t = max(row["updated_at"] + 1, run_day_start_us - 1 - back)
+        v, q_u = uniform_at(keys[0], slot), uniform_at(keys[2], slot)
+        for step in range(max_changes):
+            if step > 0:
+                c = (slot * max_changes + step) * REPEAT_DRAWS
+                if repeat_share <= 0.0 or uniform_at(repeat_key, c) >= repeat_share:
+                    break
+                t = later(row["updated_at"], uniform_at(repeat_key, c + 2), day_end)
+                if t is None:
+                    break
+                v, q_u = uniform_at(repeat_key, c + 1), uniform_at(repeat_key, c + 3)
+            before = {name: row[name] for name in CHANGING}
+            kind = change_row(row, v, t, q_u, delete_given_change, soft_share, qmin, qmax)
+            if step == 0:
+                kinds.append(kind)
+            if log is not None:
+                log.append(Change(i, kind, before, t))
+            if kind != UPDATE:
+                break
     return kinds
+
+
+class Run(NamedTuple):
+    """One run's changes to one day, as ``replay_day`` takes them (a plain 6-tuple of the
+    first fields is a run with the stress modes off)."""
+
+    pick_key: int
+    kind_key: int
+    time_key: int
+    quantity_key: int
+    start_us: int  # the run's day
+    existing: int  # slots it picks from
+    repeat_key: int = 0
+    late_key: int = 0
+    rate: float | None = None  # None: replay_day's change_rate
+    same_day: bool = False  # the run of the day itself, changing its own new rows
 
 
 def replay_day(rows: list[dict], slot_of_row: list[int], runs: list[tuple], change_rate: float,
                delete_given_change: float, soft_share: float, hour_cdf, qmin: int,
-               qmax: int) -> list[list[int]]:
+               qmax: int, *, repeat_share: float = 0.0, max_changes: int = MAX_CHANGES,
+               late_share: float = 0.0, late_max_us: int = 0,
+               logs: list | None = None) -> list[list[int]]:
     """Replay the changes of several runs to one day's rows (dicts, changed in place).
 
-    ``runs`` holds, per run that picked the day, ``(pick_key, kind_key, time_key,
-    quantity_key, run_day_start_us, existing)``: slots of ``[0, existing)`` are picked with
-    probability ``change_rate`` each; a pick of a slot no row holds is a hole and is skipped.
-    Returns the kinds each run produced, in slot order.
+    ``runs`` holds, per run that changes the day, a ``Run`` (or its first six fields): slots
+    of ``[0, existing)`` are picked with probability ``rate`` (default ``change_rate``) each;
+    a pick of a slot no row holds is a hole and is skipped; ``apply_changes`` does the rest.
+    Returns the kinds of every change each run made (a row changed again after its first);
+    ``logs``, if given, gets each run's changes as ``apply_changes`` logs them.
     """
     row_at_slot = {slot: i for i, slot in enumerate(slot_of_row)}
     out = []
-    for pick_key, kind_key, time_key, quantity_key, start_us, existing in runs:
-        picked = geometric_positions(pick_key, change_rate, existing)
+    for run in (Run(*r) for r in runs):
+        rate = change_rate if run.rate is None else run.rate
+        picked = geometric_positions(run.pick_key, rate, run.existing)
         slots = [s for s in picked if s in row_at_slot]
         positions = [row_at_slot[s] for s in slots]
-        kinds = apply_changes(positions, slots, (kind_key, time_key, quantity_key),
-                              delete_given_change, soft_share, hour_cdf, start_us, qmin, qmax,
-                              rows)
-        out.append([k for k in kinds if k != NO_CHANGE])
+        log: list = []
+        apply_changes(positions, slots, (run.kind_key, run.time_key, run.quantity_key),
+                      delete_given_change, soft_share, hour_cdf, run.start_us, qmin, qmax, rows,
+                      same_day=run.same_day, repeat_key=run.repeat_key,
+                      repeat_share=repeat_share, max_changes=max_changes, late_key=run.late_key,
+                      late_share=late_share, late_max_us=late_max_us, log=log)
+        out.append([change.kind for change in log])
+        if logs is not None:
+            logs.append(log)
     return out
 
 
@@ -296,14 +394,16 @@ def history_from_feed(feed: list[dict]) -> dict[str, tuple[int, int]]:
 
     Each insert or update (soft deletes included) opens a version at its ``after.updated_at``
     and closes the sale's previous one there; a delete closes it at the event's commit_ts.
-    Events are taken by sale_id, then run: a run changes a sale at most once.
+    Events are taken by sale_id, then run, then position (``lsn``, which a feed has when a
+    stress mode is on and a run may change a sale several times; without it, a run changes
+    a sale at most once).
     """
     by_sale: dict[int, list[dict]] = {}
     for event in feed:
         by_sale.setdefault(event["sale_id"], []).append(event)
     out: dict[str, list[int]] = {}
     for sale_id, events in by_sale.items():
-        events.sort(key=lambda e: e["commit_version"])
+        events.sort(key=lambda e: (e["commit_version"], e.get("lsn", 0)))
         opened = None  # (version, valid_from, day)
         rows = []
         for event in events:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fastgen import ChangeModel, Model, SalesModel, Simulation
+from fastgen.config import STRESS, StressModel
 from fastgen.kernels import changes as ck
 from fastgen.kernels import sales as sk
 from fastgen.kernels.random import Stream, derive_key, mix64, mix64_py, uniforms
@@ -448,23 +449,120 @@ def test_replay_of_one_run_equals_naive(sim, full_day, delete_given_change, soft
     assert (cols["amount"] == cols["quantity"].astype(np.int64) * cols["unit_price"]).all()
 
 
+_RUN_STREAMS = (Stream.CHANGE_PICK, Stream.CHANGE_KIND, Stream.CHANGE_TIME,
+                Stream.CHANGE_QUANTITY, Stream.CHANGE_REPEAT, Stream.LATE_COMMIT)
+
+
+@pytest.mark.parametrize("same_day", [False, True], ids=["history", "same-day"])
+@pytest.mark.parametrize("delete_given_change,soft_share,max_changes",
+                         [(0.3, 0.5, 3), (0.1, 1.0, 2), (0.0, 0.5, 3)])
+def test_replay_of_one_stressed_run_equals_naive(sim, full_day, same_day, delete_given_change,
+                                                 soft_share, max_changes):
+    """Stress modes in one run of ``replay``: repeats after an update, late commits (a run
+    changing history) or times after the row's own (a run changing its new day), as the
+    naive rule says, with every change captured in time order (several per row)."""
+    n, rate, repeat_share, late_share = 600, 0.5, 0.7, 0.5
+    late_max_us = 6 * naive.US_PER_HOUR
+    run = 3 if same_day else 4  # the rows are day 3's; run 4 starts right after them
+    keys = np.array([[derive_key(4, st_, run, 3) for st_ in _RUN_STREAMS]], np.uint64)
+    run_start = sim.day_start_us(run)
+    day_end = run_start + naive.US_PER_DAY
+    alive = np.ones(n, np.bool_)
+    alive[::37] = False
+    is_deleted = np.zeros(n, np.bool_)
+    is_deleted[5::41] = True
+    updated_at = full_day["sold_at"][:n].copy()
+    # Rows whose time leaves little or no room: the day's last microseconds (same-day
+    # changes and repeats skip them), just before the run's day (late commits clamp).
+    updated_at[-60:] = day_end - 1 - np.arange(60) % 3 if same_day else \
+        run_start - 1 - np.arange(60) * 1000
+    cols = {
+        "quantity": full_day["quantity"][:n].copy(),
+        "unit_price": full_day["unit_price"][:n].copy(),
+        "amount": full_day["amount"][:n].copy(), "updated_at": updated_at,
+        "version": np.ones(n, np.int32), "is_deleted": is_deleted,
+        "deleted_at": np.where(is_deleted, updated_at, np.iinfo(np.int64).min),
+    }
+    rows = [dict(alive=bool(alive[i]), **{k: v[i].item() for k, v in cols.items()})
+            for i in range(n)]
+    size = n * max_changes
+    positions, kinds = np.empty(size, np.int64), np.empty(size, np.int8)
+    before = [np.empty(size, cols[c].dtype) for c in naive.CHANGING]
+    count = ck.replay(keys, np.array([run_start]), np.array([n]), np.array([rate]),
+                      np.array([same_day]), delete_given_change, soft_share, repeat_share,
+                      max_changes, late_share, late_max_us, sim.hour_cdf, 1, 100,
+                      np.arange(n, dtype=np.int64), alive, cols["quantity"], cols["unit_price"],
+                      cols["amount"], cols["updated_at"], cols["version"], cols["is_deleted"],
+                      cols["deleted_at"], positions, kinds, *before)
+
+    picks = naive.geometric_positions(int(keys[0, 0]), rate, n)
+    log: list[naive.Change] = []
+    naive.apply_changes(picks, picks, keys[0, 1:4], delete_given_change, soft_share,
+                        sim.hour_cdf, run_start, 1, 100, rows, same_day=same_day,
+                        repeat_key=keys[0, 4], repeat_share=repeat_share,
+                        max_changes=max_changes, late_key=keys[0, 5], late_share=late_share,
+                        late_max_us=late_max_us, log=log)
+    assert positions[:count].tolist() == [c.position for c in log]
+    assert kinds[:count].tolist() == [c.kind for c in log]
+    for name, got in zip(naive.CHANGING, before):
+        assert got[:count].tolist() == [c.before[name] for c in log], name
+    assert alive.tolist() == [r["alive"] for r in rows]
+    for name, col in cols.items():
+        assert col.tolist() == [r[name] for r in rows], name
+
+    # The case is not vacuous: rows changed max_changes times, times kept in order inside
+    # the run's day, rows skipped for want of time, late commits (some clamped).
+    per_row: dict[int, list[naive.Change]] = {}
+    for change in log:
+        per_row.setdefault(change.position, []).append(change)
+    assert max(len(c) for c in per_row.values()) == max_changes
+    for changes in per_row.values():
+        times = [c.before["updated_at"] for c in changes] + [changes[-1].at]
+        assert times == sorted(set(times)), "a row's changes in one run are not in time order"
+        assert all(k == ck.UPDATE for k in [c.kind for c in changes][:-1])
+    assert all(c.at < day_end for c in log)
+    if same_day:
+        assert all(c.at >= run_start for c in log)
+        skipped = [p for p in picks if p >= n - 60 and rows[p]["alive"]
+                   and not rows[p]["is_deleted"] and p not in per_row]
+        assert skipped, "no picked row was left alone for want of time"
+    else:
+        firsts = [c[0] for c in per_row.values()]
+        late = [c for c in firsts if c.at < run_start]
+        assert late and any(c.at == c.before["updated_at"] + 1 for c in late)
+        assert len(late) < len(firsts)
+
+
 # ---- replaying a day's history -------------------------------------------------------------
+# Stress modes in the partition test: --stress's rates, and heavier ones whose late commits
+# reach back past the day before (clamped at the row's updated_at).
+_STRESSED = {"plain": StressModel(), "stress": STRESS,
+             "heavy": StressModel(repeat_share=0.5, same_day_share=0.2, late_commit_share=0.4,
+                                  late_commit_max_hours=30.0)}
+
+
+@pytest.mark.parametrize("stress", list(_STRESSED.values()), ids=list(_STRESSED))
 @pytest.mark.parametrize("day,run", [(0, 9), (3, 14), (8, 12), (11, 14)])
-def test_partition_changes_equal_naive_replay(day, run):
+def test_partition_changes_equal_naive_replay(day, run, stress):
     """The state of a day after a run, from fastgen, equals a row-by-row replay in Python.
 
-    The unchanged rows (on-time and late) come from the same model with changes switched off;
-    then every run that chose the day picks slots by geometric gaps over the rows that existed
-    before it (the day's own rows, holes included, then late rows in sale_id order) and
-    applies the change rule to each live row picked.
+    The unchanged rows (on-time and late) come from the same model with changes (and the
+    stress modes that change rows) switched off; then every run that changes the day picks
+    slots by geometric gaps over the rows that existed before it (the day's own rows, holes
+    included, then late rows in sale_id order) and applies the change rule to each live row
+    picked. With same_day_share, the day's own run comes first: it picks its on-time rows at
+    that rate.
     """
     changes = ChangeModel(update_rate=0.2, delete_rate=0.05, soft_delete_share=0.4,
                           late_share=0.05)
     rows = 2_000
-    model = Model(seed=21, sales=SalesModel(rows_per_day=rows), changes=changes)
+    model = Model(seed=21, sales=SalesModel(rows_per_day=rows), changes=changes, stress=stress)
     sim = Simulation(model, START)
-    frozen = Simulation(dataclasses.replace(model, changes=dataclasses.replace(
-        changes, update_rate=0.0, delete_rate=0.0)), START)
+    # Schema evolution (channel) stays: it is not a change, and the rows must carry it.
+    frozen = Simulation(dataclasses.replace(
+        model, stress=dataclasses.replace(stress, repeat_share=0.0, same_day_share=0.0,
+                                          late_commit_share=0.0),
+        changes=dataclasses.replace(changes, update_rate=0.0, delete_rate=0.0)), START)
     base = naive.ints(frozen.partition(day, run)).sort("sale_id")
     records = [dict(row, alive=True) for row in base.to_dicts()]
     first_id = day * rows + 1
@@ -473,17 +571,32 @@ def test_partition_changes_equal_naive_replay(day, run):
                    else rows + late_ids.index(r["sale_id"]) for r in records]
     born = [(i - 1) // rows for i in late_ids]
     runs = []
-    for r in range(day + 1, run + 1):
-        if day in sim.chosen_days(r).tolist():
-            keys = [derive_key(model.seed, stream, r, day) for stream in
-                    (Stream.CHANGE_PICK, Stream.CHANGE_KIND, Stream.CHANGE_TIME,
-                     Stream.CHANGE_QUANTITY)]
-            runs.append((*keys, sim.day_start_us(r), rows + sum(b < r for b in born)))
-    assert runs, "the day was never changed; pick another (day, run)"
+    for r in range(day, run + 1):
+        same_day = r == day
+        if same_day and stress.same_day_share == 0 or \
+                not same_day and day not in sim.chosen_days(r).tolist():
+            continue
+        keys = [derive_key(model.seed, stream, r, day) for stream in _RUN_STREAMS]
+        runs.append(naive.Run(*keys[:4], sim.day_start_us(r), rows + sum(b < r for b in born),
+                              *keys[4:], stress.same_day_share if same_day else None, same_day))
+    assert any(not r.same_day for r in runs), "the day was never changed; pick another (day, run)"
     rate = changes.update_rate + changes.delete_rate
+    logs: list[list[naive.Change]] = []
     kinds = naive.replay_day(records, slot_of_row, runs, rate, changes.delete_rate / rate,
-                             changes.soft_share, sim.hour_cdf, 1, 100)
+                             changes.soft_share, sim.hour_cdf, 1, 100,
+                             repeat_share=stress.repeat_share, late_share=stress.late_commit_share,
+                             late_max_us=round(stress.late_commit_max_hours * naive.US_PER_HOUR),
+                             logs=logs)
     assert sum(len(k) for k in kinds) > 0
+    if stress.repeat_share and stress.same_day_share and stress.late_commit_share:
+        # each mode did something here
+        assert runs[0].same_day and kinds[0], "no same-day change"
+        assert any(a.position == b.position for log in logs for a, b in zip(log, log[1:])), \
+            "no row changed twice in a run"
+        late = [c for run_, log in zip(runs, logs) for c in log if c.at < run_.start_us]
+        assert late, "no late commit"
+        if stress.late_commit_max_hours > 24:
+            assert any(c.at == c.before["updated_at"] + 1 for c in late), "none clamped"
     expected = [{k: v for k, v in r.items() if k != "alive"} for r in records if r["alive"]]
     got = naive.ints(sim.partition(day, run)).sort("sale_id").to_dicts()
     assert len(got) == len(expected)
