@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     gen.add_argument("--stress", action="store_true",
                      help="turn every stress mode on at its documented rate (README \"Stress "
-                          "modes\"); a --*-share option given beside it wins")
+                          "modes\"); a stress option given beside it wins (default: off)")
 
     info = sub.add_parser("info", help="days, rows and size of a dataset")
     info.add_argument("--data", type=_folder, default=Path("data"), help="dataset folder (default: data)")

@@ -23,27 +23,33 @@ import pyarrow.parquet as pq
 
 from fastgen.dataset import Dataset
 from fastgen.loaders.tables import sql_type
-from fastgen.schema import PARTITION_KEY, SALES_SCHEMA
-from fastgen.sinks.source import committed_paths, file_bytes
+from fastgen.schema import CHANNEL, PARTITION_KEY, SALES_SCHEMA
+from fastgen.sinks.source import committed_paths, file_bytes, has_channel
 
 WATERMARK_COLUMN = "updated_at"
 
 
-def sales_select(dataset: Dataset, last: dict, rels: list[str]) -> tuple[str, dict]:
+def sales_select(dataset: Dataset, last: dict, rels: list[str], *, channel: bool = False
+                 ) -> tuple[str, dict]:
     """SELECT of the ``sales`` columns of these committed sales files, with each file's day
-    from the manifest, and its parameters."""
+    from the manifest, and its parameters. With ``channel`` (a table that has the column a
+    schema change added) also that column: the files are read by name, and files written
+    before the change, which lack it, give nulls (``union_by_name``)."""
     day_of = {rel: day for day, part in last["partitions"].items() for rel in part["files"]}
-    columns = ", ".join(SALES_SCHEMA)
+    paths = committed_paths(dataset, last, rels)
+    added = ""  # after sale_date, as in the table
+    if channel:
+        named = any(has_channel(dataset, path) for path in paths)
+        added = f", {CHANNEL}" if named else f", NULL::VARCHAR AS {CHANNEL}"
     if dataset.format == "parquet":
-        source = "read_parquet($paths, hive_partitioning = false)"
+        source = "read_parquet($paths, hive_partitioning = false, union_by_name = true)"
     else:
         types = ", ".join(f"'{n}': '{sql_type(t)}'" for n, t in SALES_SCHEMA.items())
-        source = (f"read_csv($paths, header = true, columns = {{{types}}}, "
-                  "hive_partitioning = false)")
-    sql = (f"SELECT {columns}, ($days::DATE[])[file_index::BIGINT + 1] AS {PARTITION_KEY} "
-           f"FROM {source}")
-    return sql, {"paths": committed_paths(dataset, last, rels),
-                 "days": [day_of[rel] for rel in rels]}
+        source = (f"read_csv($paths, header = true, types = {{{types}}}, "
+                  "hive_partitioning = false, union_by_name = true)")
+    sql = (f"SELECT {', '.join(SALES_SCHEMA)}, ($days::DATE[])[file_index::BIGINT + 1] AS "
+           f"{PARTITION_KEY}{added} FROM {source}")
+    return sql, {"paths": paths, "days": [day_of[rel] for rel in rels]}
 
 
 @dataclass(frozen=True)

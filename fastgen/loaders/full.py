@@ -28,6 +28,7 @@ def _rebuild(target: Warehouse, dataset: Dataset, before: State | None, last: di
     dropped = target.row_count()
     # Dropping the table (rather than deleting its rows) lets DuckDB reuse its blocks.
     target.con.execute(CREATE_SALES.replace("CREATE TABLE", "CREATE OR REPLACE TABLE", 1))
+    target.evolve(target.channel)  # the column a schema change added, again
     work = insert_days(dataset, target, last, list(last["partitions"]))
     mark = target.con.execute(f"SELECT max(updated_at) FROM {TABLE}").fetchone()[0]
     return replace(work, changes=dropped + work.changes, watermark=mark)

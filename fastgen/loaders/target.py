@@ -19,14 +19,13 @@ from fastgen.dataset import Dataset
 from fastgen.loaders.files import sales_select
 from fastgen.loaders.tables import (CREATE_HISTORY, HISTORY_STRATEGY, HISTORY_TABLE,
                                     STATE_TABLE, TABLE, TABLE_COLUMNS, State, state)
-from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_SCHEMA
-from fastgen.sinks.base import Target
+from fastgen.schema import CHANNEL, NOT_DELETED, PARTITION_KEY, SALES_SCHEMA
+from fastgen.sinks.base import Target, channel_code
 from fastgen.sinks.commit import Work
 from fastgen.sinks.position import Position
 
 PIECE = "fastgen_piece"  # a feed or sales piece, registered as a view while it is applied
-_COLS = ", ".join(TABLE_COLUMNS)
-_SET = ", ".join(f"{c} = p.{c}" for c in TABLE_COLUMNS if c != "sale_id")
+_SALES = ", ".join(TABLE_COLUMNS)  # the history's version columns, before its own
 
 
 def _encoded(name: str, dtype: pl.DataType) -> str:
@@ -39,9 +38,13 @@ def _encoded(name: str, dtype: pl.DataType) -> str:
     return f"{name}::BIGINT"
 
 
-ENCODED = (f"SELECT ({PARTITION_KEY} - DATE '1970-01-01')::BIGINT AS day, "
-           + ", ".join(f"{_encoded(n, t)} AS {n}" for n, t in SALES_SCHEMA.items())
-           + f" FROM {TABLE} WHERE {PARTITION_KEY} BETWEEN ? AND ?")
+def encoded_sql(channel: bool) -> str:
+    """The rows of days ? .. ? of ``sales`` in the kernels' encoding, with the channel's code
+    (fastgen.schema.channel_codes) when the table has the column."""
+    named = f", {channel_code()} AS {CHANNEL}" if channel else ""
+    return (f"SELECT ({PARTITION_KEY} - DATE '1970-01-01')::BIGINT AS day, "
+            + ", ".join(f"{_encoded(n, t)} AS {n}" for n, t in SALES_SCHEMA.items())
+            + f"{named} FROM {TABLE} WHERE {PARTITION_KEY} BETWEEN ? AND ?")
 
 
 class Warehouse(Target):
@@ -52,6 +55,7 @@ class Warehouse(Target):
 
     state_table = STATE_TABLE
     remedy = "load it with --strategy full first"
+    channel_type = "VARCHAR"
 
     def __init__(self, con: duckdb.DuckDBPyConnection, strategy: str):
         super().__init__(None)
@@ -77,20 +81,32 @@ class Warehouse(Target):
     def row_count(self) -> int:
         return self.con.execute(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
 
+    def columns(self, table: str) -> list[tuple[str, str]]:
+        return self.con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                "WHERE table_name = ? AND table_schema = current_schema() "
+                                "ORDER BY ordinal_position", [table]).fetchall()
+
+    @property
+    def cols(self) -> str:
+        """The table's columns, as a SELECT or INSERT list."""
+        return ", ".join(self.table_columns)
+
     def insert_files(self, dataset: Dataset, last: dict, rels: list[str]) -> int:
         """DuckDB reads the files itself, in parallel, each row under its file's day."""
-        select, params = sales_select(dataset, last, rels)
-        return affected(self.con, f"INSERT INTO {TABLE} ({_COLS}) {select}", params)
+        select, params = sales_select(dataset, last, rels, channel=self.channel)
+        return affected(self.con, f"INSERT INTO {TABLE} ({self.cols}) {select}", params)
 
     def insert_rows(self, piece: pl.DataFrame) -> int:
         with self._registered(piece):
-            return affected(self.con, f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} FROM {PIECE}")
+            return affected(self.con, f"INSERT INTO {TABLE} ({self.cols}) "
+                                      f"SELECT {self.cols} FROM {PIECE}")
 
     def apply_changes(self, piece: pl.DataFrame) -> tuple[int, int, int]:
+        assign = ", ".join(f"{c} = p.{c}" for c in self.table_columns if c != "sale_id")
         with self._registered(piece):
-            return (affected(self.con, f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} "
+            return (affected(self.con, f"INSERT INTO {TABLE} ({self.cols}) SELECT {self.cols} "
                                        f"FROM {PIECE} WHERE op = 'insert'"),
-                    affected(self.con, f"UPDATE {TABLE} AS t SET {_SET} FROM {PIECE} AS p "
+                    affected(self.con, f"UPDATE {TABLE} AS t SET {assign} FROM {PIECE} AS p "
                                        "WHERE p.op = 'update' AND t.sale_id = p.sale_id"),
                     affected(self.con, f"DELETE FROM {TABLE} AS t USING {PIECE} AS p "
                                        "WHERE p.op = 'delete' AND t.sale_id = p.sale_id"))
@@ -108,7 +124,8 @@ class Warehouse(Target):
                                      "GROUP BY ALL").fetchall())
 
     def encoded(self, first: date, last: date) -> pl.DataFrame:
-        return pl.DataFrame(self.con.execute(ENCODED, [first, last]).fetchnumpy())
+        channel = any(name == CHANNEL for name, _ in self.columns(TABLE))
+        return pl.DataFrame(self.con.execute(encoded_sql(channel), [first, last]).fetchnumpy())
 
 
 class HistoryWarehouse(Warehouse):
@@ -119,6 +136,7 @@ class HistoryWarehouse(Warehouse):
 
     remedy = f"drop its {HISTORY_TABLE} table and its {HISTORY_STRATEGY} control row"
     create = [CREATE_HISTORY]
+    table = HISTORY_TABLE
 
     def __init__(self, con: duckdb.DuckDBPyConnection, strategy: str = HISTORY_STRATEGY):
         super().__init__(con, strategy)
@@ -138,6 +156,7 @@ class HistoryWarehouse(Warehouse):
     def apply_changes(self, piece: pl.DataFrame) -> tuple[int, int, int]:
         """(sales inserted, versions closed by an update, versions closed by a delete); the
         versions an update opens are its rows, so the core's check of the closes covers it."""
+        channel = f", {CHANNEL}" if self.channel else ""
         with self._registered(piece):
             closed = [affected(self.con, f"UPDATE {HISTORY_TABLE} AS h SET is_current = false, "
                                          f"dbt_valid_to = {to} FROM {PIECE} AS p WHERE "
@@ -146,8 +165,8 @@ class HistoryWarehouse(Warehouse):
                       for op, to, params in (("update", "p.updated_at", None),
                                              ("delete", "$at", {"at": self.closing_at}))]
             opened = affected(self.con, f"INSERT INTO {HISTORY_TABLE} SELECT md5(sale_id::VARCHAR "
-                                        f"|| '|' || updated_at::VARCHAR), {_COLS}, updated_at, "
-                                        f"updated_at, NULL, true FROM {PIECE} "
+                                        f"|| '|' || updated_at::VARCHAR), {_SALES}, updated_at, "
+                                        f"updated_at, NULL, true{channel} FROM {PIECE} "
                                         "WHERE op IN ('insert', 'update') ORDER BY sale_id")
         return opened - int((piece["op"] == "update").sum()), closed[0], closed[1]
 

@@ -29,7 +29,7 @@ import duckdb
 
 from fastgen.dataset import Dataset
 from fastgen.loaders.files import after_watermark, sales_select
-from fastgen.loaders.tables import TABLE, TABLE_COLUMNS, State
+from fastgen.loaders.tables import TABLE, State
 from fastgen.loaders.target import Warehouse, affected
 from fastgen.loaders.warehouse import LoadStats, run_load
 from fastgen.schema import PARTITION_KEY
@@ -37,7 +37,6 @@ from fastgen.sinks.commit import Work, first_load
 from fastgen.sinks.source import check_files
 
 CHANGED = "fastgen_changed"  # the rows a load merges, a temporary table inside its transaction
-_COLS = ", ".join(TABLE_COLUMNS)
 
 
 def load(dataset: Dataset, con: duckdb.DuckDBPyConnection,
@@ -65,14 +64,15 @@ def _merge(target: Warehouse, dataset: Dataset, last: dict, since, scanned: dict
     if not pruned.files:
         return Work("watermark")
     check_files(dataset, last, pruned.files)
-    select, params = sales_select(dataset, last, pruned.files)
+    select, params = sales_select(dataset, last, pruned.files, channel=target.channel)
     con = target.con
     con.execute(f"CREATE TEMP TABLE {CHANGED} AS SELECT * FROM ({select}) "
                 "WHERE updated_at > $since", {**params, "since": since})
     try:
         deleted = affected(con, f"DELETE FROM {TABLE} AS t USING {CHANGED} AS c "
                                 "WHERE t.sale_id = c.sale_id")
-        inserted = affected(con, f"INSERT INTO {TABLE} ({_COLS}) SELECT {_COLS} FROM {CHANGED}")
+        inserted = affected(con, f"INSERT INTO {TABLE} ({target.cols}) "
+                                 f"SELECT {target.cols} FROM {CHANGED}")
         mark, days = con.execute(f"SELECT max(updated_at), list(DISTINCT {PARTITION_KEY}::VARCHAR)"
                                  f" FROM {CHANGED}").fetchone()
     finally:

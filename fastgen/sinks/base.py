@@ -20,7 +20,8 @@ import polars as pl
 from fastgen.dataset import Dataset
 from fastgen.errors import UsageError
 from fastgen.sinks.position import STATE_COLUMNS, STATE_TABLE, Position
-from fastgen.sinks.source import sales_pieces
+from fastgen.schema import CHANNEL, CHANNELS, NO_CHANNEL
+from fastgen.sinks.source import TABLE_COLUMNS, sales_pieces
 from fastgen.sinks.url import DatabaseUrl
 
 if TYPE_CHECKING:
@@ -46,6 +47,12 @@ def shape_difference(found: list[tuple[str, str]], wanted: list[tuple[str, str]]
         if kind != w_kind:
             return f"{name} is {kind}, fastgen's is {w_kind}"
     return f"{len(found)} columns, fastgen's has {len(wanted)}"
+
+
+def channel_code() -> str:
+    """SQL for the channel's code (``fastgen.schema.channel_codes``) of a row of ``sales``."""
+    codes = " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(CHANNELS))
+    return f"CASE {quoted(CHANNEL)} {codes} ELSE {NO_CHANNEL} END"
 
 
 INDEXED = ("updated_at", "sold_at")  # a poller's watermark, and the event time
@@ -123,9 +130,12 @@ class Target(ABC):
         raise NotImplementedError
 
     def check_shape(self) -> None:
-        """UsageError if ``sales`` or the control table exists with another shape."""
+        """UsageError if ``sales`` or the control table exists with another shape (``sales``
+        may end with the column channel: ``evolve``)."""
         for table, wanted in self.expected.items():
             found = self.columns(table)
+            if table == TABLE and found[-1:] == [(CHANNEL, self.channel_type)]:
+                found = found[:-1]
             if found and found != wanted:
                 raise UsageError(f"the {table} table of {self.name} has another shape than "
                                  f"fastgen's ({shape_difference(found, wanted)}); "
@@ -137,6 +147,26 @@ class Target(ABC):
         self.check_shape()
         for statement in self.create:
             self.con.execute(statement)
+
+    # Schema evolution: whether ``table`` has the column channel, and its type in the dialect.
+    table = TABLE
+    channel = False
+    channel_type = "TEXT"
+
+    def evolve(self, wanted: bool) -> None:
+        """Give ``sales`` the column channel, last, once the dataset's source has it (stress
+        mode ``schema_change_run``), as a loader must when its source grows a column; inside
+        the transaction. A table that has it keeps it."""
+        have = any(name == CHANNEL for name, _ in self.columns(self.table))
+        if wanted and not have:
+            self.con.execute(f"ALTER TABLE {quoted(self.table)} ADD COLUMN {quoted(CHANNEL)} "
+                             f"{self.channel_type}")
+        self.channel = wanted or have
+
+    @property
+    def table_columns(self) -> tuple[str, ...]:
+        """The columns of ``sales`` (``source.TABLE_COLUMNS``, and channel once it has it)."""
+        return (*TABLE_COLUMNS, *((CHANNEL,) if self.channel else ()))
 
     @contextmanager
     def indexes_after(self) -> Iterator[None]:
@@ -171,7 +201,8 @@ class Target(ABC):
         """Insert the rows of these committed sales files (checked already); rows inserted.
         By default in pieces through ``insert_rows``; a database that reads Parquet itself
         may do better."""
-        return sum(self.insert_rows(piece) for piece in sales_pieces(dataset, last, rels))
+        return sum(self.insert_rows(piece)
+                   for piece in sales_pieces(dataset, last, rels, channel=self.channel))
 
     @abstractmethod
     def insert_rows(self, piece: pl.DataFrame) -> int:

@@ -95,6 +95,7 @@ def transact(dataset: Dataset, target: Target, last: dict, step: Step, *,
     """
     with target.transaction():
         target.prepare()
+        target.evolve(dataset.model.stress.has_channel(last["run"]))
         before = target.position()
         if check:
             positions.check(before, dataset, last, target.name, target.remedy)
@@ -187,7 +188,7 @@ def feed(dataset: Dataset, target: Target, last: dict, manifest: dict) -> Work:
     rows = 0
     days: set[str] = set()
     marks = []
-    for piece in feed_pieces(dataset, last, manifest["feed"]):
+    for piece in feed_pieces(dataset, last, manifest["feed"], channel=target.channel):
         ops = piece["op"]
         for i, op in enumerate(OPS):
             wanted[i] += int((ops == op).sum())

@@ -24,11 +24,11 @@ import polars as pl
 import psycopg
 
 from fastgen.errors import DatasetError, UsageError
-from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
-from fastgen.sinks.base import TABLE, Target, create_statements, quoted
+from fastgen.schema import CHANNEL, NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
+from fastgen.sinks.base import TABLE, Target, channel_code, create_statements, quoted
 from fastgen.sinks.commit import Work
 from fastgen.sinks.position import STATE_COLUMNS, STATE_ROW_ID, STATE_TABLE, Position
-from fastgen.sinks.source import TABLE_COLUMNS, sql_types
+from fastgen.sinks.source import sql_types
 from fastgen.sinks.url import DatabaseUrl
 
 TYPES = sql_types({pl.Int64: "bigint", pl.Int32: "integer", pl.Boolean: "boolean",
@@ -43,24 +43,32 @@ STAGE = "fastgen_stage"
 TIME_TEXT = "%Y-%m-%d %H:%M:%S%.6f"
 
 _T, _S = quoted(TABLE), quoted(STAGE)
-_COLS = ", ".join(quoted(c) for c in TABLE_COLUMNS)
 CREATE = create_statements(
     {c: f"{t} PRIMARY KEY" if c == "sale_id" else t for c, t in TYPES.items()}, STATE_TYPES)
 EXPECTED = {TABLE: list(TYPES.items()),
             STATE_TABLE: [(c, STATE_TYPES[t]) for c, t, _ in STATE_COLUMNS]}
-STAGE_DDL = (f"CREATE TEMP TABLE IF NOT EXISTS {_S} (op text, "
-             + ", ".join(f"{quoted(c)} {t}" for c, t in TYPES.items()) + ") ON COMMIT DROP")
-COPY_STAGE = f"COPY {_S} (op, {_COLS}) FROM STDIN (FORMAT csv)"
-COPY_SALES = f"COPY {_T} ({_COLS}) FROM STDIN (FORMAT csv)"
-INSERT = f"INSERT INTO {_T} ({_COLS}) SELECT {_COLS} FROM {_S} WHERE op = %s"
-UPDATE = (f"UPDATE {_T} AS t SET "
-          + ", ".join(f"{quoted(c)} = s.{quoted(c)}" for c in TABLE_COLUMNS if c != "sale_id")
-          + f" FROM {_S} AS s WHERE s.op = %s AND t.sale_id = s.sale_id")
 DELETE = f"DELETE FROM {_T} AS t USING {_S} AS s WHERE s.op = %s AND t.sale_id = s.sale_id"
 
 
-def _encoded_sql() -> str:
-    """SELECT of days first..last (%s, %s) in the kernels' int64 encoding."""
+def _statements(columns: tuple[str, ...]) -> dict[str, str]:
+    """The DML of a table with these columns (``Target.table_columns``)."""
+    names = ", ".join(quoted(c) for c in columns)
+    types = {**TYPES, CHANNEL: "text"}
+    return {
+        "stage": (f"CREATE TEMP TABLE IF NOT EXISTS {_S} (op text, "
+                  + ", ".join(f"{quoted(c)} {types[c]}" for c in columns) + ") ON COMMIT DROP"),
+        "copy_stage": f"COPY {_S} (op, {names}) FROM STDIN (FORMAT csv)",
+        "copy_sales": f"COPY {_T} ({names}) FROM STDIN (FORMAT csv)",
+        "insert": f"INSERT INTO {_T} ({names}) SELECT {names} FROM {_S} WHERE op = %s",
+        "update": (f"UPDATE {_T} AS t SET "
+                   + ", ".join(f"{quoted(c)} = s.{quoted(c)}" for c in columns if c != "sale_id")
+                   + f" FROM {_S} AS s WHERE s.op = %s AND t.sale_id = s.sale_id"),
+    }
+
+
+def _encoded_sql(channel: bool) -> str:
+    """SELECT of days first..last (%s, %s) in the kernels' int64 encoding (and the channel's
+    code, for a table that has the column)."""
     def one(name: str, kind: str) -> str:
         q = quoted(name)
         if kind.startswith("timestamp"):
@@ -70,16 +78,16 @@ def _encoded_sql() -> str:
             return f"({q} * 100)::bigint"
         return f"{q}::integer::bigint" if kind == "boolean" else f"{q}::bigint"
     cols = ", ".join(f"{one(c, TYPES[c])} AS {quoted(c)}" for c in SALES_COLUMNS)
+    if channel:
+        cols += f", {channel_code()} AS {quoted(CHANNEL)}"
     return (f"SELECT ({quoted(PARTITION_KEY)} - DATE '1970-01-01')::bigint AS day, {cols} "
             f"FROM {_T} WHERE {quoted(PARTITION_KEY)} BETWEEN %s AND %s")
-
-
-ENCODED = _encoded_sql()
 
 
 class PostgresTarget(Target):
     expected, create = EXPECTED, CREATE
     shape_remedy = "use another database or schema"
+    channel_type = "text"
 
     def __init__(self, url: DatabaseUrl):
         super().__init__(url)
@@ -136,19 +144,21 @@ class PostgresTarget(Target):
     # ---- data ---------------------------------------------------------------------------
     def insert_rows(self, piece: pl.DataFrame) -> int:
         with self.con.cursor() as cur:
-            with cur.copy(COPY_SALES) as copy:
+            with cur.copy(_statements(self.table_columns)["copy_sales"]) as copy:
                 copy.write(_csv(piece))
             return cur.rowcount
 
     def apply_changes(self, piece: pl.DataFrame) -> tuple[int, int, int]:
+        sql = _statements(self.table_columns)
         with self.con.cursor() as cur:
-            cur.execute(STAGE_DDL)
+            cur.execute(sql["stage"])
             cur.execute(f"TRUNCATE {_S}")
-            with cur.copy(COPY_STAGE) as copy:
+            with cur.copy(sql["copy_stage"]) as copy:
                 copy.write(_csv(piece))
             counts = []
-            for sql, op in ((INSERT, "insert"), (UPDATE, "update"), (DELETE, "delete")):
-                cur.execute(sql, [op])
+            for statement, op in ((sql["insert"], "insert"), (sql["update"], "update"),
+                                  (DELETE, "delete")):
+                cur.execute(statement, [op])
                 counts.append(cur.rowcount)
         return tuple(counts)
 
@@ -159,12 +169,14 @@ class PostgresTarget(Target):
 
     def encoded(self, first: date, last: date) -> pl.DataFrame:
         buffer = io.BytesIO()
+        channel = any(name == CHANNEL for name, _ in self.columns(TABLE))
         with self.con.cursor() as cur:
             # COPY takes no server-side parameters: psycopg binds the two dates client-side.
-            with cur.copy(f"COPY ({ENCODED}) TO STDOUT (FORMAT csv)", [first, last]) as copy:
+            with cur.copy(f"COPY ({_encoded_sql(channel)}) TO STDOUT (FORMAT csv)",
+                          [first, last]) as copy:
                 for block in copy:
                     buffer.write(block)
-        names = ["day", *SALES_COLUMNS]
+        names = ["day", *SALES_COLUMNS, *([CHANNEL] if channel else [])]
         if not buffer.tell():
             return pl.DataFrame(schema={n: pl.Int64 for n in names})
         buffer.seek(0)

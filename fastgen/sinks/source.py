@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from fastgen.dataset import Dataset, DatasetError, UsageError
 from fastgen.dataset.check import load_checked, mismatches
-from fastgen.schema import LSN, PARTITION_KEY, SALES_COLUMNS, SALES_SCHEMA
+from fastgen.schema import CHANNEL, LSN, PARTITION_KEY, SALES_COLUMNS, SALES_SCHEMA
 
 TABLE_COLUMNS = (*SALES_COLUMNS, PARTITION_KEY)
 # Rows of one piece: about 30 MB of Python-free Arrow data, a few hundred MB at most once a
@@ -87,7 +87,8 @@ def _refused(problem: str) -> DatasetError:
     return DatasetError(f"{problem}; nothing was loaded (run `fastgen verify`).")
 
 
-def feed_pieces(dataset: Dataset, last: dict, rels: list[str]) -> Iterator[pl.DataFrame]:
+def feed_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool = False
+                ) -> Iterator[pl.DataFrame]:
     """The changes of one run's feed files (listed by its manifest), piece by piece, each
     piece naming a sale at most once, and pieces in an order that applies a sale's events in
     the order of their position (``lsn``).
@@ -100,20 +101,32 @@ def feed_pieces(dataset: Dataset, last: dict, rels: list[str]) -> Iterator[pl.Da
     """
     check_files(dataset, last, rels)
     columns = ["op", "sale_id", PARTITION_KEY, "after"]
+
+    def image(frame: pl.DataFrame) -> pl.DataFrame:
+        named = [*_IMAGE, *([_channel(frame)] if channel else [])]
+        return frame.select("op", "sale_id", *named, PARTITION_KEY)
+
     if not dataset.model.stress.on:
         for path in committed_paths(dataset, last, rels):
             for frame in _pieces(dataset, path, columns):
-                yield frame.select("op", "sale_id", *_IMAGE, PARTITION_KEY)
+                yield image(frame)
         return
-    events = pl.concat([frame for path in committed_paths(dataset, last, rels)
+    events = pl.concat([image(frame).with_columns(frame[LSN])
+                        for path in committed_paths(dataset, last, rels)
                         for frame in _pieces(dataset, path, [*columns, LSN])])
     events = events.sort(LSN).with_columns(
         pl.int_range(pl.len()).over("sale_id").alias("round"))
     for number in range(events["round"].max() + 1 if events.height else 0):
-        round_ = events.filter(pl.col("round") == number).select(
-            "op", "sale_id", *_IMAGE, PARTITION_KEY)
+        round_ = events.filter(pl.col("round") == number).drop(LSN, "round")
         for start in range(0, round_.height, PIECE_ROWS):
             yield round_.slice(start, PIECE_ROWS)
+
+
+def _channel(frame: pl.DataFrame) -> pl.Expr:
+    """The channel of feed rows' after images: null in runs before the source had it."""
+    if CHANNEL in frame.schema["after"].to_schema():
+        return pl.col("after").struct.field(CHANNEL).alias(CHANNEL)
+    return pl.lit(None, pl.String).alias(CHANNEL)
 
 
 def snapshot_pieces(dataset: Dataset, last: dict) -> Iterator[pl.DataFrame]:
@@ -123,14 +136,28 @@ def snapshot_pieces(dataset: Dataset, last: dict) -> Iterator[pl.DataFrame]:
     return sales_pieces(dataset, last, rels)
 
 
-def sales_pieces(dataset: Dataset, last: dict, rels: list[str]) -> Iterator[pl.DataFrame]:
+def sales_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool = False
+                 ) -> Iterator[pl.DataFrame]:
     """The rows of these committed sales files (checked already), piece by piece, each with
-    its file's day from ``last`` (never from its path)."""
+    its file's day from ``last`` (never from its path), and with ``channel``, the column a
+    schema change added (null from files written before it)."""
     day_of = {rel: day for day, truth in last["partitions"].items() for rel in truth["files"]}
     for rel, path in zip(rels, committed_paths(dataset, last, rels)):
         day = date.fromisoformat(day_of[rel])
-        for frame in _pieces(dataset, path, list(SALES_COLUMNS)):
-            yield frame.with_columns(pl.lit(day).alias(PARTITION_KEY))
+        has = channel and has_channel(dataset, path)
+        for frame in _pieces(dataset, path, [*SALES_COLUMNS, *([CHANNEL] if has else [])]):
+            frame = frame.with_columns(pl.lit(day).alias(PARTITION_KEY))
+            if channel:
+                frame = frame.select(*TABLE_COLUMNS, pl.col(CHANNEL) if has
+                                     else pl.lit(None, pl.String).alias(CHANNEL))
+            yield frame
+
+
+def has_channel(dataset: Dataset, path: str) -> bool:
+    """Whether a sales file was written after the schema change (it has the column channel)."""
+    if dataset.format == "parquet":
+        return CHANNEL in pq.read_schema(path).names
+    return CHANNEL in pl.read_csv(path, n_rows=0).columns
 
 
 def _pieces(dataset: Dataset, path: str, columns: list[str]) -> Iterator[pl.DataFrame]:

@@ -22,11 +22,11 @@ from datetime import date
 import polars as pl
 
 from fastgen.errors import DatasetError, UsageError
-from fastgen.schema import NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
-from fastgen.sinks.base import TABLE, Target, create_statements, quoted
+from fastgen.schema import CHANNEL, NOT_DELETED, PARTITION_KEY, SALES_COLUMNS
+from fastgen.sinks.base import TABLE, Target, channel_code, create_statements, quoted
 from fastgen.sinks.commit import Work
 from fastgen.sinks.position import STATE_COLUMNS, STATE_ROW_ID, STATE_TABLE, Position
-from fastgen.sinks.source import TABLE_COLUMNS, sql_types
+from fastgen.sinks.source import sql_types
 from fastgen.sinks.url import DatabaseUrl
 
 TYPES = sql_types({pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Boolean: "BOOLEAN",
@@ -34,11 +34,7 @@ TYPES = sql_types({pl.Int64: "BIGINT", pl.Int32: "INTEGER", pl.Boolean: "BOOLEAN
 TIME_TEXT = "%Y-%m-%d %H:%M:%S%.6f"
 BUSY_MS = 60_000  # how long a sink waits for another one's transaction
 CACHE_KIB = 256 * 1024  # SQLite's page cache for this connection (its default is 2 MB)
-_COLS = ", ".join(quoted(c) for c in TABLE_COLUMNS)
 _T = quoted(TABLE)
-INSERT = f"INSERT INTO {_T} ({_COLS}) VALUES ({', '.join('?' * len(TABLE_COLUMNS))})"
-_SET = ", ".join(f"{quoted(c)} = ?" for c in TABLE_COLUMNS if c != "sale_id")
-UPDATE = f"UPDATE {_T} SET {_SET} WHERE {quoted('sale_id')} = ?"
 DELETE = f"DELETE FROM {_T} WHERE {quoted('sale_id')} = ?"
 # sale_id INTEGER PRIMARY KEY: the rowid itself, so a change finds its row in one B-tree.
 CREATE = create_statements(
@@ -105,14 +101,23 @@ class SqliteTarget(Target):
         return self.con.execute(f"SELECT count(*) FROM {_T}").fetchone()[0]
 
     # ---- data ---------------------------------------------------------------------------
+    def _insert(self) -> str:
+        columns = self.table_columns
+        return (f"INSERT INTO {_T} ({', '.join(quoted(c) for c in columns)}) "
+                f"VALUES ({', '.join('?' * len(columns))})")
+
     def insert_rows(self, piece: pl.DataFrame) -> int:
-        return self._many(INSERT, _values(piece, TABLE_COLUMNS))
+        return self._many(self._insert(), _values(piece, self.table_columns))
 
     def apply_changes(self, piece: pl.DataFrame) -> tuple[int, int, int]:
         ops = piece["op"]
-        inserted = self._many(INSERT, _values(piece.filter(ops == "insert"), TABLE_COLUMNS))
-        setters = [c for c in TABLE_COLUMNS if c != "sale_id"] + ["sale_id"]
-        updated = self._many(UPDATE, _values(piece.filter(ops == "update"), setters))
+        columns = self.table_columns
+        inserted = self._many(self._insert(), _values(piece.filter(ops == "insert"), columns))
+        setters = [c for c in columns if c != "sale_id"]
+        update = (f"UPDATE {_T} SET {', '.join(f'{quoted(c)} = ?' for c in setters)} "
+                  f"WHERE {quoted('sale_id')} = ?")
+        updated = self._many(update, _values(piece.filter(ops == "update"),
+                                             [*setters, "sale_id"]))
         deleted = self._many(DELETE, _values(piece.filter(ops == "delete"), ["sale_id"]))
         return inserted, updated, deleted
 
@@ -127,14 +132,18 @@ class SqliteTarget(Target):
 
     def encoded(self, first: date, last: date) -> pl.DataFrame:
         cols = ", ".join(quoted(c) for c in (PARTITION_KEY, *SALES_COLUMNS))
+        channel = any(name == CHANNEL for name, _ in self.columns(TABLE))
+        if channel:  # a table that has the column a schema change added
+            cols += f", {channel_code()}"
         cur = self.con.execute(f"SELECT {cols} FROM {_T} WHERE {quoted(PARTITION_KEY)} "
                                "BETWEEN ? AND ?", [first.isoformat(), last.isoformat()])
         stamps = [c for c, t in TYPES.items() if t == "TIMESTAMP"]
         money = [c for c, t in TYPES.items() if t.startswith("DECIMAL")]
         schema = {"day": pl.String, **{c: pl.String if c in stamps else pl.Float64
-                                       if c in money else pl.Int64 for c in SALES_COLUMNS}}
+                                       if c in money else pl.Int64 for c in SALES_COLUMNS},
+                  **({CHANNEL: pl.Int8} if channel else {})}
         frame = pl.DataFrame(cur.fetchall(), schema=schema, orient="row")
-        return frame.select(
+        return frame.select(*([CHANNEL] if channel else []),
             (pl.col("day").str.to_date("%Y-%m-%d").cast(pl.Int64)).alias("day"),
             *[(pl.col(c).str.to_datetime(TIME_TEXT, time_unit="us").cast(pl.Int64)
                .fill_null(NOT_DELETED) if c in stamps else

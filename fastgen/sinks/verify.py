@@ -18,7 +18,7 @@ import polars as pl
 
 from fastgen.dataset import Dataset
 from fastgen.digest import digest_arrays
-from fastgen.schema import SALES_COLUMNS
+from fastgen.schema import CHANNEL, SALES_COLUMNS
 from fastgen.sinks.base import Target
 from fastgen.sinks.position import fingerprint
 
@@ -94,6 +94,8 @@ def _digests(frame: pl.DataFrame) -> dict[date, dict]:
     ends = np.append(starts[1:], day.size)
     arrays = {n: np.ascontiguousarray(frame[n].to_numpy()[order], dtype=np.int64)
               for n in SALES_COLUMNS}
+    if CHANNEL in frame.columns:  # a table that has the column a schema change added
+        arrays[CHANNEL] = frame[CHANNEL].cast(pl.Int8).to_numpy()[order]
     return {EPOCH + timedelta(days=int(v)):
             digest_arrays([{n: a[lo:hi] for n, a in arrays.items()}]).to_json()
             for v, lo, hi in zip(values, starts, ends)}
