@@ -1,12 +1,12 @@
 """fastgen: deterministic, daily-changing sales data for testing data-warehouse loaders."""
 
-from fastgen.config import ChangeModel, ConfigError, Model, SalesModel
+from fastgen.config import STRESS, ChangeModel, ConfigError, Model, SalesModel, StressModel
 from fastgen.dataset import Dataset, DatasetError
 from fastgen.digest import Digest, digest
 from fastgen.model import Simulation
 
-__all__ = ["ChangeModel", "ConfigError", "Dataset", "DatasetError", "Digest", "Model",
-           "SalesModel", "Simulation", "digest", "scan", "read", "generate", "day"]
+__all__ = ["STRESS", "ChangeModel", "ConfigError", "Dataset", "DatasetError", "Digest", "Model",
+           "SalesModel", "Simulation", "StressModel", "digest", "scan", "read", "generate", "day"]
 
 
 def day(model: Model, start, index: int = 0):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from fastgen.config import MAX_CHANGES_PER_RUN
+from fastgen.limits import MAX_CHANGES_PER_RUN
 from fastgen.kernels import changes as ck
 from fastgen.kernels.random import Stream
 from fastgen.schema import CHANNEL, NO_CHANNEL, NOT_DELETED, channel_codes, sales_frame
