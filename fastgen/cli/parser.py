@@ -76,6 +76,17 @@ def _positive(text: str) -> int:
     return value
 
 
+def _natural(text: str) -> int:
+    """A whole number >= 0 (0 means "never" for --schema-change-run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
 def _table(text: str) -> str:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}", text):
         raise argparse.ArgumentTypeError(f"{text!r} is not a table name ([schema.]table)")
@@ -124,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         default = getattr(holder, name)
         shown = ",".join(f"{x:g}" for x in default) if isinstance(default, tuple) else default
         kwargs = {"choices": ["soft", "hard", "mixed"]} if name == "delete_mode" else {}
-        gen.add_argument(flag, type=_positive if kind is int and name not in ("seed",) else kind,
+        whole = {"seed": int, "schema_change_run": _natural}.get(name, _positive)
+        gen.add_argument(flag, type=whole if kind is int else kind,
                          default=None, help=f"{text} (default: {shown})", **kwargs)
 
     gen.add_argument("--stress", action="store_true",
