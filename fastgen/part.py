@@ -50,12 +50,14 @@ class Part:
     alive: np.ndarray
     columns: dict[str, np.ndarray]
     channel_from: int = 0  # the run from which the file has the column channel (0: never)
+    written: int = -1  # the last run that rewrote the day's files (-1: as ``run``)
 
     def frame(self) -> pl.DataFrame:
-        """The part's file: without the column channel before its schema change (the arrays
-        carry it as NO_CHANNEL codes all along)."""
+        """The part's file: without the column channel if it was last written before the
+        schema change (the arrays carry it as NO_CHANNEL codes all along)."""
         columns = self.columns
-        if CHANNEL in columns and not 0 < self.channel_from <= self.run:
+        written = self.run if self.written < 0 else self.written
+        if CHANNEL in columns and not 0 < self.channel_from <= written:
             columns = {name: v for name, v in columns.items() if name != CHANNEL}
         return sales_frame(columns, keep=self.alive)
 
@@ -102,6 +104,9 @@ class Part:
         runs = [r for r in range(self.run + 1, run + 1) if sim.changes_day(r, self.day)]
         if runs and self.slots.size:
             self._replay(sim, runs, capture and runs[-1] == run, captured)
+        rewrites = [r for r in range(self.run + 1, run + 1) if self.day in sim.touched(r)]
+        if rewrites:
+            self.written = rewrites[-1]
         self.run = run
         return captured
 

@@ -96,5 +96,7 @@ def replay(table: pl.DataFrame, feed: pl.DataFrame) -> pl.DataFrame:
         feed = feed.sort(LSN).unique("sale_id", keep="last", maintain_order=True)
     after = (feed.filter(pl.col("op") != "delete")
              .select(pl.col("after").struct.unnest(), pl.col(PARTITION_KEY)))
-    return (pl.concat([table.join(feed.select("sale_id"), on="sale_id", how="anti"), after])
+    # diagonal: after a schema change the images have channel and older rows do not.
+    return (pl.concat([table.join(feed.select("sale_id"), on="sale_id", how="anti"), after],
+                      how="diagonal_relaxed")
             .sort("sale_id"))

@@ -102,9 +102,9 @@ def feed_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool 
     check_files(dataset, last, rels)
     columns = ["op", "sale_id", PARTITION_KEY, "after"]
 
-    def image(frame: pl.DataFrame) -> pl.DataFrame:
-        named = [*_IMAGE, *([_channel(frame)] if channel else [])]
-        return frame.select("op", "sale_id", *named, PARTITION_KEY)
+    def image(frame: pl.DataFrame) -> pl.DataFrame:  # in the order of the table's columns
+        return frame.select("op", "sale_id", *_IMAGE, PARTITION_KEY,
+                            *([_channel(frame)] if channel else []))
 
     if not dataset.model.stress.on:
         for path in committed_paths(dataset, last, rels):
