@@ -157,11 +157,15 @@ class StressModel:
     # made after, have none.
     schema_change_run: int = 0
     channel_null_share: float = 0.2
+    # At-least-once delivery: this share of a run's feed rows is delivered again, unchanged
+    # (same lsn), at the end of the next run's feed.
+    redelivery_share: float = 0.0
 
     def validate(self) -> None:
         for flag, value in (("repeat-share", self.repeat_share),
                             ("same-day-share", self.same_day_share),
-                            ("late-commit-share", self.late_commit_share)):
+                            ("late-commit-share", self.late_commit_share),
+                            ("redelivery-share", self.redelivery_share)):
             _number(flag, value, 0.0, 1.0)
         _number("late-commit-max-hours", self.late_commit_max_hours, 0.0,
                 MAX_LATE_COMMIT_HOURS, low_open=True)
@@ -181,7 +185,8 @@ class StressModel:
 
 # What ``--stress`` turns on (README "Stress modes").
 STRESS = StressModel(repeat_share=0.2, same_day_share=0.05, late_commit_share=0.05,
-                     late_commit_max_hours=6.0, schema_change_run=3, channel_null_share=0.2)
+                     late_commit_max_hours=6.0, schema_change_run=3, channel_null_share=0.2,
+                     redelivery_share=0.05)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -54,6 +54,7 @@ MODES: dict[str, tuple[str, ...]] = {
     "same day": ("--same-day-share", "0.1", "--delete-mode", "soft"),
     "late commit": ("--late-commit-share", "0.1", "--delete-mode", "soft"),
     "schema change": ("--schema-change-run", "3", "--delete-mode", "soft"),
+    "redelivery": ("--redelivery-share", "0.1", "--delete-mode", "soft"),
     # Every mode above at --stress's rates (fastgen.config.STRESS), mixed deletes.
     "--stress": ("--stress",),
 }

@@ -23,7 +23,7 @@ from fastgen.formats.feed import RUN_SHIFT
 
 ROWS, RUNS = 20_000, 8
 RATES = {"repeat_share": 0.3, "same_day_share": 0.1, "late_commit_share": 0.1,
-         "late_commit_max_hours": 6.0}
+         "late_commit_max_hours": 6.0, "redelivery_share": 0.1}
 ARGS = ("--start-date", START, "--seed", "13", "--rows-per-day", ROWS, "--rows-per-file", 8_000,
         *(x for name, value in RATES.items() for x in (f"--{name.replace('_', '-')}", value)))
 US_PER_DAY = 86_400_000_000
@@ -52,9 +52,12 @@ def stressed(tmp_path_factory, generate_in_process) -> dict:
     for run in range(RUNS):
         generate_in_process(root, "--days", 1, *ARGS)
         manifest = json.loads(max((root / "manifests").glob("*.json")).read_text())
-        feed = pl.concat([pl.read_parquet(root / rel) for rel in manifest["feed"]])
+        delivered = pl.concat([pl.read_parquet(root / rel) for rel in manifest["feed"]])
+        own = delivered["lsn"] // (1 << RUN_SHIFT) == run  # the rest: the previous run's again
         export = pl.read_parquet(root / "sales", hive_partitioning=True)
-        runs.append({"manifest": manifest, "feed": feed, "export": export})
+        runs.append({"manifest": manifest, "feed": delivered.filter(own),
+                     "again": delivered.filter(~own), "delivered": delivered,
+                     "export": export})
     return {"root": root, "runs": runs}
 
 
@@ -126,9 +129,27 @@ def test_positions_are_unique_and_increase_in_the_feeds_order(stressed):
         assert (r["feed"]["commit_version"] == run).all()
         previous = lsn[-1]
         names = [Path(rel).name.split("-")[0] for rel in r["manifest"]["feed"]]
-        assert names == sorted(names)  # change-, insert-, sameday- files, in that order
-        if run:
-            assert names[-1] == "sameday"
+        assert names == sorted(names)  # change-, insert-, sameday-, tail- files, in that order
+        assert "sameday" in names and ("tail" in names) == (run > 0)
+
+
+def test_a_share_of_each_run_s_feed_is_delivered_again_unchanged_at_the_end_of_the_next(
+        stressed):
+    trials = again = 0
+    for run, r in enumerate(stressed["runs"]):
+        tail = r["again"]
+        assert r["manifest"]["counts"]["redelivered"] == tail.height
+        if run == 0:
+            assert tail.height == 0
+            continue
+        previous = stressed["runs"][run - 1]["feed"]
+        assert tail.height  # every row as the previous run delivered it, in its order
+        assert previous.filter(pl.col("lsn").is_in(tail["lsn"].implode())).equals(tail)
+        assert (tail["commit_version"] == run - 1).all() and tail["lsn"].is_sorted()
+        assert r["delivered"].tail(tail.height).equals(tail)  # last, after the run's own rows
+        assert Path(r["manifest"]["feed"][-1]).name.startswith("tail-")
+        trials, again = trials + previous.height, again + tail.height
+    assert _within(again, trials, RATES["redelivery_share"]), (again, trials)
 
 
 def _events(stressed: dict) -> pl.DataFrame:
@@ -204,11 +225,17 @@ def test_late_commits_at_their_rate_and_the_manifest_says_how_far_back(stressed)
 
 
 def test_applying_every_event_in_lsn_order_gives_the_export_after_every_run(stressed):
-    """The slow reference: a dict of rows, each event checked against it (an insert of a new
-    sale, an update or delete of the row as it is) and applied, one at a time."""
+    """The slow reference: each run's delivered feed sorted by position, a position seen
+    before skipped (a redelivery), and the rest applied to a dict of rows one at a time, each
+    event checked against it (an insert of a new sale, an update or delete of the row as it
+    is)."""
     table: dict[int, dict] = {}
+    seen: set[int] = set()
     for run, r in enumerate(stressed["runs"]):
-        for event in r["feed"].sort("lsn").iter_rows(named=True):
+        for event in r["delivered"].sort("lsn").iter_rows(named=True):
+            if event["lsn"] in seen:
+                continue
+            seen.add(event["lsn"])
             key = event["sale_id"]
             if event["op"] == "insert":
                 assert key not in table, (run, key)

@@ -62,6 +62,12 @@ class Batch:
                                dataset.format, self.first, self.last, self.staging.tag,
                                feed=dataset.feed == "full")
         self.plan: Plan = plan(self.sim, self.context)
+        if self.previous and self.plan.feeds and dataset.model.stress.redelivery_share:
+            # The previous run's own feed files: the first run redelivers some of their rows.
+            own = tuple(rel for rel in self.previous["feed"]
+                        if not Path(rel).name.startswith("tail-"))
+            self.plan = replace(self.plan, feeds=(replace(self.plan.feeds[0], before=own),
+                                                  *self.plan.feeds[1:]))
         self.resumed = False  # whether ``reuse`` continues an interrupted call's journal
         self.parts_done: dict[str, tasks.PartResult] = {}
         self.feeds_done: dict[int, tasks.FeedResult] = {}
@@ -112,7 +118,9 @@ class Batch:
                    for t in self.plan.parts for run in t.runs]
                 + [tmp_name(tasks.insert_path(ctx, t.day, t.index), ctx.tag)
                    for t in self.plan.parts if t.day >= ctx.first and ctx.feed]
-                + [glob for t in self.plan.feeds for glob in tasks.change_patterns(ctx, t.run)])
+                + [glob for t in self.plan.feeds for glob in tasks.change_patterns(ctx, t.run)]
+                + [tmp_name(tasks.tail_path(ctx, t.run), ctx.tag) for t in self.plan.feeds
+                   if t.run and ctx.model.stress.redelivery_share])
         parts_done, feeds_done = self.parts_done, self.feeds_done
 
         def finished(task, result) -> None:
@@ -132,6 +140,8 @@ class Batch:
         made_feeds = iter(self.executor.map(tasks.make_feed, ctx, feeds, finished))
         by_run = {t.run: feeds_done[t.run] if t.run in feeds_done else next(made_feeds)
                   for t in self.plan.feeds}  # empty without a feed
+        tails = {run: (tail, rows) for result in by_run.values()
+                 for run, tail, rows in result.tails}
         for result in parts:
             self.staging.owe_staged(result.file)
             if result.inserts:
@@ -147,9 +157,15 @@ class Batch:
             if ctx.feed:  # the changes to history, the inserts, the new rows' changes
                 inserts = [by_part[(run, k)].inserts for k in range(self.sim.parts())]
                 cut = len(feed.files) - feed.same_day
-                feed = tasks.FeedResult(feed.task, feed.files[:cut] + inserts + feed.files[cut:],
-                                        feed.rows + self.sim.rows)
+                tail, again = tails.get(run, (None, 0))  # rows of the previous run, again
+                if tail:
+                    self.staging.owe_staged(tail)
+                feed = tasks.FeedResult(feed.task, feed.files[:cut] + inserts + feed.files[cut:]
+                                        + ([tail] if tail else []),
+                                        feed.rows + self.sim.rows + again)
             manifest = self._manifest(run, feed, by_part, partitions)
+            if ctx.model.stress.redelivery_share:
+                manifest["counts"]["redelivered"] = tails.get(run, (None, 0))[1]
             made.append(manifest)
             summaries.append(RunSummary(run, self.sim.date_of(run), manifest["counts"],
                                         seconds, sum(f.bytes for f in feed.files)))

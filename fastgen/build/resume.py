@@ -56,7 +56,8 @@ def record(root: Path, task: PartTask | FeedTask, result: PartResult | FeedResul
                 "inserts": vars(result.inserts) if result.inserts else None}
     else:
         body = {"files": [vars(f) for f in result.files], "rows": result.rows,
-                "same_day": result.same_day}
+                "same_day": result.same_day,
+                "tails": [[run, vars(f), rows] for run, f, rows in result.tails]}
     with open(root / JOURNAL, "a") as journal:
         journal.write(json.dumps({"done": key(task), "result": body}) + "\n")
 
@@ -69,7 +70,8 @@ def part_result(task: PartTask, body: dict) -> PartResult:
 
 def feed_result(task: FeedTask, body: dict) -> FeedResult:
     return FeedResult(task, [StagedFile(**f) for f in body["files"]], body["rows"],
-                      body.get("same_day", 0))
+                      body.get("same_day", 0),
+                      [(run, StagedFile(**f), rows) for run, f, rows in body.get("tails", [])])
 
 
 def intact(root: Path, staged: StagedFile) -> bool:
@@ -94,4 +96,4 @@ def reusable_part(context: Context, result: PartResult, feeds_done: set[int]) ->
 
 
 def reusable_feed(context: Context, result: FeedResult) -> bool:
-    return all(intact(context.root, f) for f in result.files)
+    return all(intact(context.root, f) for f in result.files + [t for _, t, _ in result.tails])

@@ -27,9 +27,10 @@ from fastgen.faults import fault
 from fastgen.formats import FORMATS, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
+from fastgen.kernels.random import Stream, uniforms_at
 from fastgen.model import EPOCH, Simulation
 from fastgen.part import Changes, Part
-from fastgen.schema import sales_frame
+from fastgen.schema import LSN, sales_frame
 
 PIECE = ".arrow"
 _KINDS = (("updates", ck.UPDATE), ("soft_deletes", ck.SOFT_DELETE),
@@ -73,6 +74,9 @@ class FeedResult:
     files: list[StagedFile]  # changes to history; then, after the inserts, ``same_day`` files
     rows: int
     same_day: int = 0  # how many of ``files``, at its end, come after the run's inserts
+    # Redelivery: (run, its tail file, rows), for the next run and, for a call's first run,
+    # its own.
+    tails: list[tuple[int, StagedFile, int]] = field(default_factory=list)
 
 
 @lru_cache(maxsize=4)
@@ -110,6 +114,12 @@ def insert_path(context: Context, run: int, index: int) -> Path:
 def same_day_path(context: Context, run: int, number: int) -> Path:
     """A file of the changes of the run's new rows on their own day (after its inserts)."""
     return run_folder(context, run) / f"sameday-{number:05d}{FORMATS[context.format].EXTENSION}"
+
+
+def tail_path(context: Context, run: int) -> Path:
+    """The rows of the previous run's feed delivered again at the end of this run's (stress
+    mode ``redelivery_share``)."""
+    return run_folder(context, run) / f"tail-00000{FORMATS[context.format].EXTENSION}"
 
 
 def change_patterns(context: Context, run: int) -> list[Path]:
@@ -244,10 +254,45 @@ def make_feed(context: Context, task: FeedTask) -> FeedResult:
     same_day, more = _feed_files(context, run, [p for p in task.pieces if p[0] == run],
                                  same_day_path, feed_format.SAME_DAY_BASE)
     files = [staged() for staged in history + same_day]
+    paths = [context.root / f.tmp for f in files]
+    tails = _tails(context, task, paths[:len(history)], paths[len(history):])
     fault("feed")
     for day, index in task.pieces:
         piece_path(context, run, day, index).unlink(missing_ok=True)
-    return FeedResult(task, files, rows + more, len(same_day))
+    return FeedResult(task, files, rows + more, len(same_day), tails)
+
+
+def _tails(context: Context, task: FeedTask, changes: list[Path], same_day: list[Path]
+           ) -> list[tuple[int, StagedFile, int]]:
+    """Redelivery: the tail of the next run's feed, from this run's files just written (its
+    inserts too), when the call makes that run; and a call's first run's own tail, from the
+    previous run's committed files. Either way a pure function of the same rows."""
+    run, sim = task.run, simulation(context)
+    if not (context.feed and context.model.stress.redelivery_share):
+        return []
+    sources = []
+    if run + 1 <= context.last:
+        inserts = [tmp_name(insert_path(context, run, k), context.tag) for k in range(sim.parts())]
+        sources.append((run, changes + inserts + same_day))
+    if task.before:
+        sources.append((run - 1, [context.root / rel for rel in task.before]))
+    tails = []
+    for source_run, paths in sources:
+        again = redelivered(context, source_run, paths)
+        if again.height:
+            tails.append((source_run + 1, _stage(context, again,
+                                                 tail_path(context, source_run + 1)),
+                          again.height))
+    return tails
+
+
+def redelivered(context: Context, run: int, paths: list[Path]) -> pl.DataFrame:
+    """The rows of run ``run``'s own feed files (in name order) delivered again with the next
+    run: each with probability ``redelivery_share``, keyed by its lsn."""
+    frame = FORMATS[context.format].read([str(p) for p in paths])
+    positions = (frame[LSN] - (run << feed_format.RUN_SHIFT)).to_numpy()
+    u = uniforms_at(simulation(context).key(Stream.REDELIVERY, run), positions)
+    return frame.filter(pl.Series(u < context.model.stress.redelivery_share))
 
 
 def _feed_files(context: Context, run: int, pieces: list[tuple[int, int]],

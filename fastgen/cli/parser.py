@@ -42,6 +42,7 @@ MODEL_OPTIONS = [
     ("--late-commit-max-hours", "stress", "late_commit_max_hours", float, "stress: how far before the run's day a late commit is stamped, at most"),
     ("--schema-change-run", "stress", "schema_change_run", int, "stress: from this run on (0: never) the source has a new nullable column, channel"),
     ("--channel-null-share", "stress", "channel_null_share", float, "stress: share of new rows without a channel, once it exists"),
+    ("--redelivery-share", "stress", "redelivery_share", float, "stress: share of a run's feed rows delivered again with the next run's feed"),
 ]
 
 

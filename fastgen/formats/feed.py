@@ -12,7 +12,9 @@ history, then its inserts, then the changes of the new rows on their own day, ea
 order (``lsn`` is ``commit_version << 40`` plus the place in the run: ``HISTORY_BASE``,
 ``INSERT_BASE`` + the row's index among the run's new rows, ``SAME_DAY_BASE``), so the
 dataset's feeds in name order are in ``lsn`` order, and applying them in ``lsn`` order gives
-the export.
+the export. With redelivery (``redelivery_share``) a run's feed ends with ``tail-00000``: rows
+of the previous run's feed again, unchanged, positions included; a consumer skips a position
+it has applied.
 """
 
 from __future__ import annotations

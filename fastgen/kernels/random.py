@@ -40,6 +40,7 @@ class Stream(enum.IntEnum):
     CHANGE_REPEAT = 15  # stress: a row's further changes in the same run
     LATE_COMMIT = 16  # stress: changes committed late
     CHANNEL = 17  # stress: the column a schema change adds
+    REDELIVERY = 18  # stress: feed rows delivered again
 
 
 def mix64_py(z: int) -> int:

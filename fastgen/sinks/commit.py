@@ -188,7 +188,8 @@ def feed(dataset: Dataset, target: Target, last: dict, manifest: dict) -> Work:
     rows = 0
     days: set[str] = set()
     marks = []
-    for piece in feed_pieces(dataset, last, manifest["feed"], channel=target.channel):
+    for piece in feed_pieces(dataset, last, manifest["feed"], channel=target.channel,
+                             run=manifest["run"]):
         ops = piece["op"]
         for i, op in enumerate(OPS):
             wanted[i] += int((ops == op).sum())

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from fastgen.dataset import Dataset, DatasetError, UsageError
 from fastgen.dataset.check import load_checked, mismatches
+from fastgen.formats.feed import RUN_SHIFT
 from fastgen.schema import CHANNEL, LSN, PARTITION_KEY, SALES_COLUMNS, SALES_SCHEMA
 
 TABLE_COLUMNS = (*SALES_COLUMNS, PARTITION_KEY)
@@ -87,8 +88,8 @@ def _refused(problem: str) -> DatasetError:
     return DatasetError(f"{problem}; nothing was loaded (run `fastgen verify`).")
 
 
-def feed_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool = False
-                ) -> Iterator[pl.DataFrame]:
+def feed_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool = False,
+                run: int = 0) -> Iterator[pl.DataFrame]:
     """The changes of one run's feed files (listed by its manifest), piece by piece, each
     piece naming a sale at most once, and pieces in an order that applies a sale's events in
     the order of their position (``lsn``).
@@ -97,7 +98,9 @@ def feed_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool 
     them a run may change a sale several times: its events are sorted by ``lsn`` and dealt
     into rounds (a sale's first event in round 1, its second in round 2, ...), applied round
     after round, so that each piece stays one set-based statement per op. That holds the
-    run's feed in memory at once (a stressed dataset's runs are test-sized).
+    run's feed in memory at once (a stressed dataset's runs are test-sized). Rows of earlier
+    runs (redelivered at the end of run ``run``'s feed: stress mode ``redelivery_share``) were
+    applied with their own run, and are skipped: a position at or before the last one applied.
     """
     check_files(dataset, last, rels)
     columns = ["op", "sale_id", PARTITION_KEY, "after"]
@@ -114,7 +117,7 @@ def feed_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool 
     events = pl.concat([image(frame).with_columns(frame[LSN])
                         for path in committed_paths(dataset, last, rels)
                         for frame in _pieces(dataset, path, [*columns, LSN])])
-    events = events.sort(LSN).with_columns(
+    events = events.filter(pl.col(LSN) >= run << RUN_SHIFT).sort(LSN).with_columns(
         pl.int_range(pl.len()).over("sale_id").alias("round"))
     for number in range(events["round"].max() + 1 if events.height else 0):
         round_ = events.filter(pl.col("round") == number).drop(LSN, "round")
