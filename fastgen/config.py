@@ -35,7 +35,6 @@ from fastgen.limits import (
     FIRST_START,
     LAST_DAY,
     MAX_HISTORY_DAYS,
-    MAX_CHANGES_PER_RUN,
     MAX_LATE_COMMIT_HOURS,
 )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastgen import history
-from fastgen.build import resume, tasks
+from fastgen.build import feed_tasks, resume, tasks
 from fastgen.build.executors import Executor, Serial
 from fastgen.build.plan import Context, Plan, plan
 from fastgen.dataset import commit, layout, snapshot
@@ -137,7 +137,7 @@ class Batch:
         feeds = [replace(task, pieces=tuple(p for p in task.pieces
                                             if by_part[p].runs[task.run].piece_rows))
                  for task in self.plan.feeds if task.run not in feeds_done]
-        made_feeds = iter(self.executor.map(tasks.make_feed, ctx, feeds, finished))
+        made_feeds = iter(self.executor.map(feed_tasks.make_feed, ctx, feeds, finished))
         by_run = {t.run: feeds_done[t.run] if t.run in feeds_done else next(made_feeds)
                   for t in self.plan.feeds}  # empty without a feed
         tails = {run: (tail, rows) for result in by_run.values()

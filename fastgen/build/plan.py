@@ -54,7 +54,7 @@ class FeedTask:
     run: int
     pieces: tuple[tuple[int, int], ...]  # (day, part) whose changes of this run come first
     # The first run of a call, with redelivery on: the previous run's own feed files
-    # (committed), whose redelivered rows end this run's feed (tasks.make_feed).
+    # (committed), whose redelivered rows end this run's feed (feed_tasks.make_feed).
     before: tuple[str, ...] = ()
 
     @property

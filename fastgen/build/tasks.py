@@ -27,10 +27,9 @@ from fastgen.faults import fault
 from fastgen.formats import FORMATS, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
-from fastgen.kernels.random import Stream, uniforms_at
 from fastgen.model import EPOCH, Simulation
 from fastgen.part import Changes, Part
-from fastgen.schema import LSN, sales_frame
+from fastgen.schema import sales_frame
 
 PIECE = ".arrow"
 _KINDS = (("updates", ck.UPDATE), ("soft_deletes", ck.SOFT_DELETE),
@@ -155,13 +154,13 @@ def make_part(context: Context, task: PartTask) -> PartResult:
                                     pl.Series(days).cast(pl.Date))
         if sim.model.stress.on:
             frame = feed_format.insert_lsn(frame, day, sim.rows)
-        inserts = _stage(context, frame, insert_path(context, day, index), wait=False)
+        inserts = stage(context, frame, insert_path(context, day, index), wait=False)
         del frame
         if task.runs == (day,) and not sim.changes_day(day, day):
             # Nothing else in the call changes the part: no copy of it.
             digest = digest_arrays([inserted], [on_time])
             made = history.inserted(inserted, on_time)
-            written = _stage(context, rows.filter(pl.Series(on_time)), part_path(context, day, index))
+            written = stage(context, rows.filter(pl.Series(on_time)), part_path(context, day, index))
             fault("partition")
             return PartResult(task, {day: RunFacts(digest.to_json(), made.to_json())}, written,
                               inserts())
@@ -206,7 +205,7 @@ def make_part(context: Context, task: PartTask) -> PartResult:
         digest = Digest.combine(pieces, signs)
         facts[run] = RunFacts(digest.to_json(), made.to_json(), counts, *piece, reach)
         made = history.NONE
-    written = _stage(context, part.frame(), part_path(context, day, index))
+    written = stage(context, part.frame(), part_path(context, day, index))
     fault("partition")
     return PartResult(task, facts, written, inserts)
 
@@ -242,80 +241,7 @@ def _starting_part(context: Context, day: int, index: int) -> Part:
     return Part.from_frame(sim, day, index, context.first - 1, frame)
 
 
-# ---- feed tasks ----------------------------------------------------------------------------
-def make_feed(context: Context, task: FeedTask) -> FeedResult:
-    """Write one run's changes: to history, its pieces in day order, in files of about
-    ``rows_per_file`` rows (whole pieces each, so the cut is a function of the seed); then
-    those of its new day's rows (stress mode ``same_day_share``), in files of their own, which
-    come after the run's inserts. The inserts were written by the parts of its new day."""
-    run = task.run
-    history, rows = _feed_files(context, run, [p for p in task.pieces if p[0] != run],
-                                change_path, feed_format.HISTORY_BASE)
-    same_day, more = _feed_files(context, run, [p for p in task.pieces if p[0] == run],
-                                 same_day_path, feed_format.SAME_DAY_BASE)
-    files = [staged() for staged in history + same_day]
-    paths = [context.root / f.tmp for f in files]
-    tails = _tails(context, task, paths[:len(history)], paths[len(history):])
-    fault("feed")
-    for day, index in task.pieces:
-        piece_path(context, run, day, index).unlink(missing_ok=True)
-    return FeedResult(task, files, rows + more, len(same_day), tails)
-
-
-def _tails(context: Context, task: FeedTask, changes: list[Path], same_day: list[Path]
-           ) -> list[tuple[int, StagedFile, int]]:
-    """Redelivery: the tail of the next run's feed, from this run's files just written (its
-    inserts too), when the call makes that run; and a call's first run's own tail, from the
-    previous run's committed files. Either way a pure function of the same rows."""
-    run, sim = task.run, simulation(context)
-    if not (context.feed and context.model.stress.redelivery_share):
-        return []
-    sources = []
-    if run + 1 <= context.last:
-        inserts = [tmp_name(insert_path(context, run, k), context.tag) for k in range(sim.parts())]
-        sources.append((run, changes + inserts + same_day))
-    if task.before:
-        sources.append((run - 1, [context.root / rel for rel in task.before]))
-    tails = []
-    for source_run, paths in sources:
-        again = redelivered(context, source_run, paths)
-        if again.height:
-            tails.append((source_run + 1, _stage(context, again,
-                                                 tail_path(context, source_run + 1)),
-                          again.height))
-    return tails
-
-
-def redelivered(context: Context, run: int, paths: list[Path]) -> pl.DataFrame:
-    """The rows of run ``run``'s own feed files (in name order) delivered again with the next
-    run: each with probability ``redelivery_share``, keyed by its lsn."""
-    frame = FORMATS[context.format].read([str(p) for p in paths])
-    positions = (frame[LSN] - (run << feed_format.RUN_SHIFT)).to_numpy()
-    u = uniforms_at(simulation(context).key(Stream.REDELIVERY, run), positions)
-    return frame.filter(pl.Series(u < context.model.stress.redelivery_share))
-
-
-def _feed_files(context: Context, run: int, pieces: list[tuple[int, int]],
-                path: Callable[[Context, int, int], Path], base: int
-                ) -> tuple[list[Callable[[], StagedFile]], int]:
-    """Stage ``pieces`` (day, part) of the run's changes as numbered files (``path``), with
-    positions from ``base`` on when a stress mode is on; the files to wait for, and rows."""
-    files, batch, pending, rows = [], [], 0, 0
-    for n, (day, index) in enumerate(pieces):
-        piece = pl.read_ipc(piece_path(context, run, day, index))
-        batch.append(piece)
-        pending += piece.height
-        if pending >= context.model.rows_per_file or n == len(pieces) - 1:
-            frame = pl.concat(batch)
-            if context.model.stress.on:
-                frame = feed_format.with_lsn(frame, run, base + rows)
-            files.append(_stage(context, frame, path(context, run, len(files)), wait=False))
-            rows += frame.height
-            batch, pending = [], 0
-    return files, rows
-
-
-def _stage(context: Context, frame: pl.DataFrame, final: Path, *, wait: bool = True
+def stage(context: Context, frame: pl.DataFrame, final: Path, *, wait: bool = True
            ) -> StagedFile | Callable[[], StagedFile]:
     """Write ``frame`` under the temporary name of ``final``. With ``wait=False`` its fsync
     and checksum go on in the background: call the returned function for the StagedFile."""

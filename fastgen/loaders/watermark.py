@@ -112,7 +112,8 @@ def late_commits_missed(dataset: Dataset, from_run: int, to_run: int,
     late = sum(c["late_commits"] for c in counts)
     return (f"watermark: runs {from_run + 1}..{to_run} committed {late:,} changes stamped up "
             f"to {reach} before their run's day, beyond the lookback of {lookback}: those "
-            f"stamped before the watermark were not loaded (use --lookback {_hours(reach)} or more)",)
+            f"stamped before the watermark were not loaded (use --lookback {_hours(reach)} "
+            "or more)",)
 
 
 def _hours(span: timedelta) -> str:
