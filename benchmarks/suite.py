@@ -16,6 +16,9 @@ still passes and still says where it stands. The table also goes into the benchm
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Literal
@@ -55,6 +58,19 @@ class Target:
         sign = "<=" if self.better == "lower" else ">="
         return ("met" if self.met else "MISSED", self.name, show(self.measured, self.unit),
                 f"{sign} {show(self.limit, self.unit)}")
+
+
+@contextmanager
+def bench_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Path]:
+    """A fresh folder for a benchmark's datasets, removed after: ``$FASTGEN_BENCH_DIR/name``
+    (emptied first) when that is set, to put them on another disk; else pytest's tmp."""
+    base = os.environ.get("FASTGEN_BENCH_DIR")
+    root = Path(base) / name if base else tmp_path_factory.mktemp(name)
+    if root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def show(value: float, unit: str) -> str:

@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 
 import fastgen
+from benchmarks.suite import bench_folder
 from fastgen.config import ChangeModel, Model, SalesModel
 from fastgen.dataset import CHECKED, LOCK, Dataset
 from fastgen.loaders import STRATEGIES, connect, load, verify_warehouse
@@ -135,13 +136,8 @@ def _resign_checked(root: Path) -> None:
 
 @pytest.fixture(scope="session")
 def history(tmp_path_factory) -> History:
-    base = os.environ.get("FASTGEN_BENCH_DIR")
-    root = Path(base) / "reprocess" if base else tmp_path_factory.mktemp("reprocess")
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    yield History(root)
-    shutil.rmtree(root, ignore_errors=True)
+    with bench_folder(tmp_path_factory, "reprocess") as root:
+        yield History(root)
 
 
 # Seconds (min over rounds) and work of each measured case, for the ratio checks.

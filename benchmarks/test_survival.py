@@ -30,11 +30,11 @@ Environment:
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
+from benchmarks.suite import bench_folder
 from tests.survival import EXACT, LOADERS, MODES, Follow, Merge, grow
 from tests.test_survival import COLUMNS, EXPECTED, SOME
 
@@ -58,13 +58,8 @@ class Datasets:
 
 @pytest.fixture(scope="module")
 def datasets(tmp_path_factory) -> Datasets:
-    base = os.environ.get("FASTGEN_BENCH_DIR")
-    root = Path(base) / "survival" if base else tmp_path_factory.mktemp("survival")
-    if root.exists():
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
-    yield Datasets(root)
-    shutil.rmtree(root, ignore_errors=True)
+    with bench_folder(tmp_path_factory, "survival") as root:
+        yield Datasets(root)
 
 
 CASES = [(mode, loader) for mode in MODES for loader in LOADERS]

@@ -13,8 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from fastgen.build.plan import Context, FeedTask
-from fastgen.build.tasks import (FeedResult, StagedFile, stage, change_path, insert_path,
-                                 piece_path, same_day_path, simulation, tail_path)
+from fastgen.build.tasks import (FeedResult, StagedFile, change_path, insert_path, piece_path,
+                                 same_day_path, simulation, stage, tail_path)
 from fastgen.dataset.layout import tmp_name
 from fastgen.faults import fault
 from fastgen.formats import FORMATS
