@@ -12,12 +12,8 @@ from decimal import Decimal
 import numpy as np
 import polars as pl
 
-from fastgen.kernels.digest import row_digest
-from fastgen.schema import CHANNEL, NO_CHANNEL, NOT_DELETED, SALES_COLUMNS, channel_codes
-
-# splitmix64's constants (fastgen.kernels.random), for the channel's share of a row's hash.
-_GOLDEN, _MIX1, _MIX2 = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9),
-                         np.uint64(0x94D049BB133111EB))
+from fastgen.kernels.digest import channel_digest, row_digest
+from fastgen.schema import CHANNEL, NOT_DELETED, SALES_COLUMNS, channel_codes
 
 
 @dataclass(frozen=True)
@@ -73,17 +69,6 @@ def digest(frame: pl.DataFrame) -> Digest:
     return digest_arrays([columns])
 
 
-def _channel_hash(sale_id: np.ndarray, codes: np.ndarray, keep: np.ndarray) -> int:
-    """What a row's channel adds to the hash sum: nothing when it has none (a file written
-    before the schema change, a null), so a day's hash does not depend on which of its files
-    carry the column; else splitmix64's finaliser of (sale_id, code), summed mod 2**64."""
-    named = keep & (codes != NO_CHANNEL)
-    z = sale_id[named].astype(np.uint64) ^ ((codes[named].astype(np.uint64) + 1) * _GOLDEN)
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return int((z ^ (z >> np.uint64(31))).sum(dtype=np.uint64))
-
-
 def digest_arrays(parts: list[dict[str, np.ndarray]], keeps: list[np.ndarray] | None = None) -> Digest:
     """Digest of rows held as kernel arrays (us, cents, NOT_DELETED for null), part by part.
 
@@ -94,8 +79,8 @@ def digest_arrays(parts: list[dict[str, np.ndarray]], keeps: list[np.ndarray] | 
         keep = keeps[n] if keeps is not None else np.ones(columns["sale_id"].size, np.bool_)
         rows, live, cents, total = row_digest(keep, *(columns[name] for name in SALES_COLUMNS))
         if CHANNEL in columns:
-            total = (int(total) + _channel_hash(columns["sale_id"], columns[CHANNEL], keep)) \
-                % 2**64
+            total = (int(total) + int(channel_digest(keep, columns["sale_id"],
+                                                     columns[CHANNEL]))) % 2**64
         digests.append(Digest(rows=int(rows), live_rows=int(live),
                               amount=str(Decimal(sum(int(c) for c in cents)).scaleb(-2)),
                               row_hash=f"{int(total):016x}"))

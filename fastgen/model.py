@@ -26,7 +26,8 @@ from fastgen.kernels import changes as ck
 from fastgen.kernels import sales as sk
 from fastgen.kernels.random import Stream, derive_key, uniforms, uniforms_at
 from fastgen.part import Part
-from fastgen.schema import CHANNEL, CHANNEL_WEIGHTS, NO_CHANNEL, NOT_DELETED, sales_frame
+from fastgen.schema import (CHANNEL, CHANNEL_WEIGHTS, NO_CHANNEL, NOT_DELETED, sales_frame,
+                            source_columns)
 
 US_PER_DAY = 86_400_000_000
 EPOCH = date(1970, 1, 1)
@@ -294,11 +295,8 @@ class Simulation:
         return sales_frame(self.columns_in(run, cols)), landing
 
     def columns_in(self, run: int, columns: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """``columns`` as the source has them in ``run``: no channel before its schema change
-        (the arrays carry channel codes, NO_CHANNEL, from the first run)."""
-        if CHANNEL in columns and not self.model.stress.has_channel(run):
-            return {name: v for name, v in columns.items() if name != CHANNEL}
-        return columns
+        """``columns`` as the source has them in ``run`` (``schema.source_columns``)."""
+        return source_columns(columns, self.model.stress.has_channel(run))
 
     def _land_late(self, run: int, start: int, stop: int, cols: dict[str, np.ndarray]
                    ) -> np.ndarray:

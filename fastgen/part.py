@@ -18,7 +18,8 @@ import polars as pl
 from fastgen.limits import MAX_CHANGES_PER_RUN
 from fastgen.kernels import changes as ck
 from fastgen.kernels.random import Stream
-from fastgen.schema import CHANNEL, NO_CHANNEL, NOT_DELETED, channel_codes, sales_frame
+from fastgen.schema import (CHANNEL, NO_CHANNEL, NOT_DELETED, channel_codes, sales_frame,
+                            source_columns)
 
 if TYPE_CHECKING:
     from fastgen.model import Simulation
@@ -50,16 +51,15 @@ class Part:
     alive: np.ndarray
     columns: dict[str, np.ndarray]
     channel_from: int = 0  # the run from which the file has the column channel (0: never)
-    written: int = -1  # the last run that rewrote the day's files (-1: as ``run``)
+    # The last run that rewrote the day's files (-1: as ``run``), kept with a schema change.
+    written: int = -1
 
     def frame(self) -> pl.DataFrame:
         """The part's file: without the column channel if it was last written before the
-        schema change (the arrays carry it as NO_CHANNEL codes all along)."""
-        columns = self.columns
+        schema change (``schema.source_columns``)."""
         written = self.run if self.written < 0 else self.written
-        if CHANNEL in columns and not 0 < self.channel_from <= written:
-            columns = {name: v for name, v in columns.items() if name != CHANNEL}
-        return sales_frame(columns, keep=self.alive)
+        return sales_frame(source_columns(self.columns, 0 < self.channel_from <= written),
+                           keep=self.alive)
 
     @classmethod
     def from_frame(cls, sim: Simulation, day: int, index: int, run: int,
@@ -104,9 +104,10 @@ class Part:
         runs = [r for r in range(self.run + 1, run + 1) if sim.changes_day(r, self.day)]
         if runs and self.slots.size:
             self._replay(sim, runs, capture and runs[-1] == run, captured)
-        rewrites = [r for r in range(self.run + 1, run + 1) if self.day in sim.touched(r)]
-        if rewrites:
-            self.written = rewrites[-1]
+        if self.channel_from:  # which runs rewrote the day matters to the channel only
+            rewrites = [r for r in range(self.run + 1, run + 1) if self.day in sim.touched(r)]
+            if rewrites:
+                self.written = rewrites[-1]
         self.run = run
         return captured
 

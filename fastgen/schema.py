@@ -64,6 +64,14 @@ def channel_codes(names: pl.Series) -> np.ndarray:
                                  return_dtype=pl.Int8).to_numpy())
 
 
+def source_columns(columns: dict[str, np.ndarray], has_channel: bool) -> dict[str, np.ndarray]:
+    """Kernel arrays as the source has them: without channel before its schema change (the
+    arrays carry it as NO_CHANNEL codes all along)."""
+    if has_channel or CHANNEL not in columns:
+        return columns
+    return {name: v for name, v in columns.items() if name != CHANNEL}
+
+
 def image_type(columns) -> pl.Struct:
     """The feed's row image type for rows with these columns (with channel or without)."""
     return ROW_IMAGE if CHANNEL not in columns else pl.Struct({**SALES_SCHEMA,

@@ -163,9 +163,8 @@ class Batch:
                 feed = tasks.FeedResult(feed.task, feed.files[:cut] + inserts + feed.files[cut:]
                                         + ([tail] if tail else []),
                                         feed.rows + self.sim.rows + again)
-            manifest = self._manifest(run, feed, by_part, partitions)
-            if ctx.model.stress.redelivery_share:
-                manifest["counts"]["redelivered"] = tails.get(run, (None, 0))[1]
+            manifest = self._manifest(run, feed, by_part, partitions,
+                                      tails.get(run, (None, 0))[1])
             made.append(manifest)
             summaries.append(RunSummary(run, self.sim.date_of(run), manifest["counts"],
                                         seconds, sum(f.bytes for f in feed.files)))
@@ -173,8 +172,10 @@ class Batch:
         self._stage_manifests(made)
         return summaries, made
 
-    def _manifest(self, run: int, feed: tasks.FeedResult, by_part: dict, partitions: dict) -> dict:
-        """Run ``run``'s manifest: its counts, feed, and the truth of the days it touched."""
+    def _manifest(self, run: int, feed: tasks.FeedResult, by_part: dict, partitions: dict,
+                  redelivered: int) -> dict:
+        """Run ``run``'s manifest: its counts, feed (``redelivered`` rows of the previous run
+        among them), and the truth of the days it touched."""
         sim = self.sim
         touched = self.plan.touched[run]
         counts = {"inserts": sim.rows, "late_rows": int(sim.late(run)[0].size),
@@ -182,6 +183,8 @@ class Batch:
         if sim.model.stress.on:  # what the stress modes did (README "Stress modes")
             counts |= dict.fromkeys(("repeat_changes", "same_day_changes", "late_commits",
                                      "late_commit_reach_us"), 0)
+        if sim.model.stress.redelivery_share:
+            counts["redelivered"] = redelivered
         for day in touched:
             facts = [by_part[(day, k)].runs[run] for k in range(sim.parts())]
             for fact in facts:

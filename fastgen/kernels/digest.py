@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from fastgen.kernels.random import mix64
+from fastgen.kernels.random import _GOLDEN, mix64
 
 
 _START = 0x243F6A8885A308D3  # pi's fractional bits: any fixed start works
@@ -97,4 +97,17 @@ def version_digest(sign, sale_id, version, valid_from, valid_to):
     total = np.uint64(0)
     for b in range(blocks):
         total += hashes[b]
+    return total
+
+
+@nb.njit(cache=True)
+def channel_digest(keep, sale_id, codes):
+    """Sum mod 2**64 of a hash of (sale_id, channel code) over the rows in ``keep`` that have
+    a channel (code >= 0): what the column a schema change adds puts into ``row_digest``'s
+    sum. A row without one adds nothing, so a day's sum does not depend on which of its files
+    carry the column."""
+    total = np.uint64(0)
+    for i in range(sale_id.size):
+        if keep[i] and codes[i] >= 0:
+            total += mix64(np.uint64(sale_id[i]) ^ (np.uint64(codes[i] + 1) * np.uint64(_GOLDEN)))
     return total
