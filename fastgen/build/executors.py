@@ -141,13 +141,20 @@ class Processes(_Closing):
         # After Ctrl-C, SIGTERM or a failure, queued tasks are cancelled and running ones
         # stopped (their files are journaled temporaries, reused or removed by the next call).
         processes = list((getattr(self.pool, "_processes", None) or {}).values())
+        # shutdown(wait=False) forgets the pool's manager thread without joining it; left
+        # running, it closes its wake-up pipe while the interpreter's exit hook writes to it
+        # (CPython 3.11: "OSError: Bad file descriptor" printed after our one line). Joined
+        # here, its pipe is closed before the exit hook looks.
+        manager = getattr(self.pool, "_executor_manager_thread", None)
         self.pool.shutdown(wait=False, cancel_futures=True)
         for process in processes:
             if process.is_alive():
                 process.terminate()
         for process in processes:
             process.join(5)
-        self.pool.shutdown(wait=True)  # joins the pool's threads, frees its semaphores
+        if manager is not None:
+            manager.join(5)
+        self.pool.shutdown(wait=True)  # frees the pool's queues and semaphores
 
 
 class Dask(_Closing):
