@@ -40,6 +40,10 @@ class History:
     def __add__(self, other: History) -> History:
         return History(self.versions + other.versions, (self.hash + other.hash) & MASK)
 
+    def __neg__(self) -> History:
+        """What takes these versions out again (a delta's inverse)."""
+        return History(-self.versions, -self.hash & MASK)
+
 
 NONE = History(0, 0)
 

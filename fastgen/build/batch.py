@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastgen import history
+from fastgen import delivered, history
 from fastgen.build import feed_tasks, resume, tasks
 from fastgen.build.executors import Executor, Serial
 from fastgen.build.plan import Context, Plan, plan
@@ -62,12 +62,17 @@ class Batch:
                                dataset.format, self.first, self.last, self.staging.tag,
                                feed=dataset.feed == "full")
         self.plan: Plan = plan(self.sim, self.context)
-        if self.previous and self.plan.feeds and dataset.model.stress.redelivery_share:
-            # The previous run's own feed files: the first run redelivers some of their rows.
+        stress = dataset.model.stress
+        if self.previous and self.plan.feeds and (stress.redelivery_share
+                                                  or stress.late_event_share):
+            # The previous run's own feed files, whose rows the first run redelivers, and
+            # its held-back events, which end the first run's feed.
             own = tuple(rel for rel in self.previous["feed"]
                         if not Path(rel).name.startswith("tail-"))
-            self.plan = replace(self.plan, feeds=(replace(self.plan.feeds[0], before=own),
-                                                  *self.plan.feeds[1:]))
+            held = tuple(self.previous.get("held", {}).get("files", []))
+            self.plan = replace(self.plan, feeds=(
+                replace(self.plan.feeds[0], before=own if stress.redelivery_share else (),
+                        held_before=held), *self.plan.feeds[1:]))
         self.resumed = False  # whether ``reuse`` continues an interrupted call's journal
         self.parts_done: dict[str, tasks.PartResult] = {}
         self.feeds_done: dict[int, tasks.FeedResult] = {}
@@ -120,7 +125,8 @@ class Batch:
                    for t in self.plan.parts if t.day >= ctx.first and ctx.feed]
                 + [glob for t in self.plan.feeds for glob in tasks.change_patterns(ctx, t.run)]
                 + [tmp_name(tasks.tail_path(ctx, t.run), ctx.tag) for t in self.plan.feeds
-                   if t.run and ctx.model.stress.redelivery_share])
+                   if t.run and (ctx.model.stress.redelivery_share
+                                 or ctx.model.stress.late_event_share)])
         parts_done, feeds_done = self.parts_done, self.feeds_done
 
         def finished(task, result) -> None:
@@ -152,7 +158,7 @@ class Batch:
         seconds = (time.perf_counter() - t0) / len(runs)
         for run in runs:
             feed = by_run.get(run, tasks.FeedResult(None, [], 0))
-            for staged in feed.files:
+            for staged in feed.files + ([feed.held] if feed.held else []):
                 self.staging.owe_staged(staged)
             if ctx.feed:  # the changes to history, the inserts, the new rows' changes
                 inserts = [by_part[(run, k)].inserts for k in range(self.sim.parts())]
@@ -160,11 +166,14 @@ class Batch:
                 tail, again = tails.get(run, (None, 0))  # rows of the previous run, again
                 if tail:
                     self.staging.owe_staged(tail)
-                feed = tasks.FeedResult(feed.task, feed.files[:cut] + inserts + feed.files[cut:]
-                                        + ([tail] if tail else []),
-                                        feed.rows + self.sim.rows + again)
+                feed = replace(feed, files=feed.files[:cut] + inserts + feed.files[cut:]
+                               + ([tail] if tail else []),
+                               rows=feed.rows + self.sim.rows + again)
+            # The tail: the previous run's held-back events, then rows of it again.
+            late = (by_run[run - 1].held_rows if run - 1 in by_run
+                    else self.previous["counts"].get("late_events", 0) if self.previous else 0)
             manifest = self._manifest(run, feed, by_part, partitions,
-                                      tails.get(run, (None, 0))[1])
+                                      tails.get(run, (None, 0))[1] - late)
             made.append(manifest)
             summaries.append(RunSummary(run, self.sim.date_of(run), manifest["counts"],
                                         seconds, sum(f.bytes for f in feed.files)))
@@ -185,11 +194,16 @@ class Batch:
                                      "late_commit_reach_us"), 0)
         if sim.model.stress.redelivery_share:
             counts["redelivered"] = redelivered
+        if sim.model.stress.late_event_share:
+            counts["late_events"] = feed.held_rows
+        held: dict[str, list[dict]] = {}  # day -> its parts' held truths
         for day in touched:
             facts = [by_part[(day, k)].runs[run] for k in range(sim.parts())]
             for fact in facts:
                 for name, n in fact.counts.items():
                     counts[name] = counts.get(name, 0) + n
+                if fact.held:
+                    held.setdefault(sim.date_of(day).isoformat(), []).append(fact.held)
                 if fact.late_commit_reach_us:  # the ground truth a watermark's lookback needs
                     counts["late_commit_reach_us"] = max(counts.get("late_commit_reach_us", 0),
                                                          fact.late_commit_reach_us)
@@ -207,6 +221,8 @@ class Batch:
         days = partitions if whole else {sim.date_of(d).isoformat(): None for d in touched}
         counts["partitions_rewritten"] = len(touched)
         counts["feed_rows"] = feed.rows
+        extra = {"held": delivered.held(held, feed.held)} if sim.model.stress.late_event_share \
+            else {}
         return {
             "format_version": layout.FORMAT_VERSION, "run": run,
             "run_date": sim.date_of(run).isoformat(),
@@ -214,7 +230,7 @@ class Batch:
             "counts": counts, "touched": [sim.date_of(d).isoformat() for d in touched],
             "feed": [f.final for f in feed.files],
             "partitions": {day: partitions[day] for day in sorted(days)},
-            "identity": self.ds.identity.recorded(),
+            "identity": self.ds.identity.recorded(), **extra,
         }
 
     def _stage_manifests(self, made: list[dict]) -> None:

@@ -56,6 +56,7 @@ class FeedTask:
     # The first run of a call, with redelivery on: the previous run's own feed files
     # (committed), whose redelivered rows end this run's feed (feed_tasks.make_feed).
     before: tuple[str, ...] = ()
+    held_before: tuple[str, ...] = ()  # with late events: the previous run's held file
 
     @property
     def name(self) -> str:

@@ -57,7 +57,9 @@ def record(root: Path, task: PartTask | FeedTask, result: PartResult | FeedResul
     else:
         body = {"files": [vars(f) for f in result.files], "rows": result.rows,
                 "same_day": result.same_day,
-                "tails": [[run, vars(f), rows] for run, f, rows in result.tails]}
+                "tails": [[run, vars(f), rows] for run, f, rows in result.tails],
+                "held": vars(result.held) if result.held else None,
+                "held_rows": result.held_rows}
     with open(root / JOURNAL, "a") as journal:
         journal.write(json.dumps({"done": key(task), "result": body}) + "\n")
 
@@ -71,7 +73,9 @@ def part_result(task: PartTask, body: dict) -> PartResult:
 def feed_result(task: FeedTask, body: dict) -> FeedResult:
     return FeedResult(task, [StagedFile(**f) for f in body["files"]], body["rows"],
                       body.get("same_day", 0),
-                      [(run, StagedFile(**f), rows) for run, f, rows in body.get("tails", [])])
+                      [(run, StagedFile(**f), rows) for run, f, rows in body.get("tails", [])],
+                      StagedFile(**body["held"]) if body.get("held") else None,
+                      body.get("held_rows", 0))
 
 
 def intact(root: Path, staged: StagedFile) -> bool:
@@ -96,4 +100,5 @@ def reusable_part(context: Context, result: PartResult, feeds_done: set[int]) ->
 
 
 def reusable_feed(context: Context, result: FeedResult) -> bool:
-    return all(intact(context.root, f) for f in result.files + [t for _, t, _ in result.tails])
+    return all(intact(context.root, f) for f in result.files + [t for _, t, _ in result.tails]
+               + ([result.held] if result.held else []))

@@ -27,6 +27,7 @@ from fastgen.faults import fault
 from fastgen.formats import FORMATS, file_checksum, write_file
 from fastgen.formats import feed as feed_format
 from fastgen.kernels import changes as ck
+from fastgen.kernels.random import Stream, uniforms_at
 from fastgen.model import EPOCH, Simulation
 from fastgen.part import Changes, Part
 from fastgen.schema import sales_frame
@@ -57,6 +58,8 @@ class RunFacts:
     piece_bytes: int = 0
     piece_sha256: str = ""
     late_commit_reach_us: int = 0  # how far before the run's day its changes were stamped
+    # Late events: what the run's held-back events do to the part (``held_facts``), or None.
+    held: dict | None = None
 
 
 @dataclass
@@ -73,9 +76,11 @@ class FeedResult:
     files: list[StagedFile]  # changes to history; then, after the inserts, ``same_day`` files
     rows: int
     same_day: int = 0  # how many of ``files``, at its end, come after the run's inserts
-    # Redelivery: (run, its tail file, rows), for the next run and, for a call's first run,
-    # its own.
+    # Redelivery, late events: (run, its tail file, rows), for the next run and, for a
+    # call's first run, its own.
     tails: list[tuple[int, StagedFile, int]] = field(default_factory=list)
+    held: StagedFile | None = None  # late events: the run's events held back to the next
+    held_rows: int = 0
 
 
 @lru_cache(maxsize=4)
@@ -116,9 +121,43 @@ def same_day_path(context: Context, run: int, number: int) -> Path:
 
 
 def tail_path(context: Context, run: int) -> Path:
-    """The rows of the previous run's feed delivered again at the end of this run's (stress
-    mode ``redelivery_share``)."""
+    """The end of this run's feed: the previous run's events held back (stress mode
+    ``late_event_share``) and rows of its feed delivered again (``redelivery_share``)."""
     return run_folder(context, run) / f"tail-00000{FORMATS[context.format].EXTENSION}"
+
+
+def held_path(context: Context, run: int) -> Path:
+    """The run's events held back to the next run's tail (``late_event_share``): committed
+    with the run, outside its feed, as ground truth and for the next call's first run."""
+    return (layout.held_folder(context.root, simulation(context).date_of(run))
+            / layout.part_name(0, FORMATS[context.format].EXTENSION))
+
+
+def held_back(sim: Simulation, run: int, sale_ids: np.ndarray) -> np.ndarray:
+    """Whether each sale's events of ``run`` are held back to the next run's feed (stress
+    mode ``late_event_share``): all of a sale's events in the run's files that the feed task
+    writes (changes to history and same-day changes; inserts are never held)."""
+    share = sim.model.stress.late_event_share
+    if not share or not sale_ids.size:
+        return np.zeros(sale_ids.size, np.bool_)
+    ids = np.ascontiguousarray(sale_ids, dtype=np.int64)
+    return uniforms_at(sim.key(Stream.LATE_EVENT, run), ids) < share
+
+
+def held_facts(sim: Simulation, run: int, captured: Changes) -> dict | None:
+    """What the held-back events of ``captured`` do to a part's truth: the digests of their
+    before and after images and the versions they add (a feed consumer, which has not seen
+    them, holds the export with the afters taken out and the befores put back)."""
+    held = held_back(sim, run, captured.before["sale_id"])
+    if not held.any():
+        return None
+    before = {k: v[held] for k, v in captured.before.items()}
+    after = {k: v[held] for k, v in captured.after.items()}
+    kinds = captured.kinds[held]
+    return {"events": int(held.sum()), "before": digest_arrays([before]).to_json(),
+            "after": digest_arrays([after], [kinds != ck.HARD_DELETE]).to_json(),
+            "history": history.changed(kinds, before, after,
+                                       sim.day_start_us(run + 1)).to_json()}
 
 
 def change_patterns(context: Context, run: int) -> list[Path]:
@@ -126,7 +165,8 @@ def change_patterns(context: Context, run: int) -> list[Path]:
     known only after)."""
     return [tmp_name(path(context, run, 0).with_name(
         path(context, run, 0).name.replace("00000", "*")), context.tag)
-        for path in (change_path, same_day_path)]
+        for path in (change_path, same_day_path)] + [tmp_name(held_path(context, run),
+                                                             context.tag)]
 
 
 def commit_ts(context: Context, run: int) -> datetime:
@@ -192,6 +232,9 @@ def make_part(context: Context, task: PartTask) -> PartResult:
             reach = _stress_facts(sim, run, day, captured, counts)
             made += history.changed(captured.kinds, captured.before, captured.after,
                                     sim.day_start_us(run + 1))  # the run's commit_ts
+            held = held_facts(sim, run, captured)
+        else:
+            held = None
         if captured is not None and captured.kinds.size and context.feed:
             frame = feed_format.changes(run, commit_ts(context, run), sim.date_of(day),
                                         captured.kinds, sim.columns_in(run, captured.before),
@@ -203,7 +246,7 @@ def make_part(context: Context, task: PartTask) -> PartResult:
         else:
             piece = (0, 0, "")
         digest = Digest.combine(pieces, signs)
-        facts[run] = RunFacts(digest.to_json(), made.to_json(), counts, *piece, reach)
+        facts[run] = RunFacts(digest.to_json(), made.to_json(), counts, *piece, reach, held)
         made = history.NONE
     written = stage(context, part.frame(), part_path(context, day, index))
     fault("partition")

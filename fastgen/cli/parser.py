@@ -43,6 +43,7 @@ MODEL_OPTIONS = [
     ("--schema-change-run", "stress", "schema_change_run", int, "stress: from this run on (0: never) the source has a new nullable column, channel"),
     ("--channel-null-share", "stress", "channel_null_share", float, "stress: share of new rows without a channel, once it exists"),
     ("--redelivery-share", "stress", "redelivery_share", float, "stress: share of a run's feed rows delivered again with the next run's feed"),
+    ("--late-event-share", "stress", "late_event_share", float, "stress: share of the sales a run changes whose events come only with the next run's feed"),
 ]
 
 

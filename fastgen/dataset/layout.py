@@ -7,6 +7,8 @@ every phase of a commit uses (hidden temporary names, durable JSON, directory fs
     sales/sale_date=YYYY-MM-DD/part-00000.parquet  current state of that day
     changes/run_date=YYYY-MM-DD/part-00000.parquet everything that run changed
     manifests/run_date=YYYY-MM-DD.json             ground truth of that run
+    held/run_date=YYYY-MM-DD/part-00000.parquet    its events held back to the next run's feed
+                                                   (stress mode late events only)
     .fastgen.lock                                  the writer lock (holds the writer's pid)
     .fastgen.commit.lock                           readers share it; a commit's renames take it alone
     .fastgen.staging                               temporary files of the batch being written
@@ -29,7 +31,7 @@ LOCK = ".fastgen.lock"
 COMMIT_LOCK = ".fastgen.commit.lock"
 JOURNAL = ".fastgen.staging"
 CHECKED = ".fastgen.checked"
-SALES, CHANGES, MANIFESTS = "sales", "changes", "manifests"
+SALES, CHANGES, MANIFESTS, HELD = "sales", "changes", "manifests", "held"
 
 
 def tmp_name(final: Path, tag: str) -> Path:
@@ -52,6 +54,11 @@ def day_folder(root: Path, day: date) -> Path:
 
 def run_folder(root: Path, run: date) -> Path:
     return root / CHANGES / f"{FEED_PARTITION_KEY}={run}"
+
+
+def held_folder(root: Path, run: date) -> Path:
+    """Where a run's held-back events lie (stress mode ``late_event_share``)."""
+    return root / HELD / f"{FEED_PARTITION_KEY}={run}"
 
 
 def part_name(index: int, ext: str) -> str:

@@ -41,6 +41,7 @@ class Stream(enum.IntEnum):
     LATE_COMMIT = 16  # stress: changes committed late
     CHANNEL = 17  # stress: the column a schema change adds
     REDELIVERY = 18  # stress: feed rows delivered again
+    LATE_EVENT = 19  # stress: sales whose events of a run are held back to the next run
 
 
 def mix64_py(z: int) -> int:

@@ -1,0 +1,49 @@
+"""What a feed consumer holds after a run when the source holds events back (stress mode
+``late_event_share``): the export's truth, less the run's held-back events.
+
+A run's held-back events are all of some sales' events in it (never an insert), delivered at
+the end of the next run's feed. A consumer that applied the run's feed therefore holds those
+sales as they were before the run: per day, the export's digest with the held events' after
+images taken out and their before images put back (the two telescope over a sale's events),
+and the history without the versions they add. The manifest of a run carries the sums per day
+(``held``), so this truth costs O(days), like the export's.
+
+A consumer that reached the run by a bulk load (its export) holds the export's truth, and
+skips the held events when the next run's feed delivers them.
+"""
+
+from __future__ import annotations
+
+from fastgen.digest import Digest
+from fastgen.history import History
+
+
+def held(days: dict[str, list[dict]], file) -> dict:
+    """A manifest's ``held`` section: the held file (a StagedFile, or None when nothing was
+    held) and, per day, the sums of its parts' held facts (``tasks.held_facts``)."""
+    out = {}
+    for day, facts in sorted(days.items()):
+        out[day] = {"events": sum(f["events"] for f in facts),
+                    "before": Digest.combine([Digest.from_json(f["before"])
+                                              for f in facts]).to_json(),
+                    "after": Digest.combine([Digest.from_json(f["after"])
+                                             for f in facts]).to_json(),
+                    "history": sum((History.from_json(f["history"]) for f in facts),
+                                   History(0, 0)).to_json()}
+    return {"files": [file.final] if file else [], "days": out}
+
+
+def truth(partitions: dict[str, dict], manifest: dict) -> dict[str, dict]:
+    """``partitions`` (the export's truth after ``manifest``'s run, every day) as a consumer
+    that applied that run's feed holds them: unchanged without late events."""
+    days = manifest.get("held", {}).get("days", {})
+    if not days:
+        return partitions
+    out = dict(partitions)
+    for day, held_day in days.items():
+        export = out[day]
+        digest = Digest.combine([Digest.from_json(export), Digest.from_json(held_day["before"]),
+                                 Digest.from_json(held_day["after"])], [1, 1, -1])
+        history = History.from_json(export) + -History.from_json(held_day["history"])
+        out[day] = {**export, **digest.to_json(), **history.to_json()}
+    return out
