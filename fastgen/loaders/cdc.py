@@ -41,8 +41,9 @@ def _apply(target: Warehouse, dataset: Dataset, before: State | None, last: dict
         work = first_load(dataset, target, last)
         mark = target.con.execute(f"SELECT max(updated_at) FROM {TABLE}").fetchone()[0]
         return replace(work, watermark=mark)
-    work = Work("cdc")
+    work, fed = Work("cdc", fed=before.fed), before.fed
     if before.last_run < last["run"]:
         for manifest in runs(dataset, before.last_run + 1, last):
-            work = work.then(feed(dataset, target, last, manifest))
+            work = work.then(feed(dataset, target, last, manifest, fed=fed))
+            fed = True
     return work

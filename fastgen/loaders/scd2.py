@@ -20,8 +20,6 @@ since changed, plus a scan of the current versions per piece.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import duckdb
 
 from fastgen.dataset import Dataset, UsageError
@@ -43,11 +41,12 @@ def _apply(target: HistoryWarehouse, dataset: Dataset, before: State | None,
         raise UsageError(f"{target.name} has rows but no {HISTORY_STRATEGY} control row; "
                          f"fastgen did not make it. Drop {HISTORY_TABLE}, or name another "
                          "warehouse.")
-    work = Work(HISTORY_STRATEGY)
+    work = Work(HISTORY_STRATEGY, fed=before.fed if before else False)
     first = before.last_run + 1 if before else 0
     if first > last["run"]:
         return work
+    fed = before.fed if before else True
     for manifest in runs(dataset, first, last):
-        target.closing_at = datetime.fromisoformat(manifest["commit_ts"])
-        work = work.then(feed(dataset, target, last, manifest))
+        work = work.then(feed(dataset, target, last, manifest, fed=fed))
+        fed = True
     return work

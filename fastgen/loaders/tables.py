@@ -46,7 +46,10 @@ CREATE_STATE = f"""CREATE TABLE IF NOT EXISTS {STATE_TABLE} (
     strategy VARCHAR NOT NULL, last_run INTEGER NOT NULL, last_run_date DATE NOT NULL,
     commit_version BIGINT NOT NULL, watermark TIMESTAMP, dataset VARCHAR NOT NULL,
     load_number BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL,
-    rows_read BIGINT, bytes_read BIGINT, partitions_touched INTEGER, rows_changed BIGINT)"""
+    rows_read BIGINT, bytes_read BIGINT, partitions_touched INTEGER, rows_changed BIGINT,
+    fed BOOLEAN)"""
+# A warehouse made before ``fed`` existed gets it (null: not applied from a feed).
+ADD_FED = f"ALTER TABLE {STATE_TABLE} ADD COLUMN IF NOT EXISTS fed BOOLEAN"
 # dbt snapshot's columns (dbt_scd_id, dbt_updated_at, dbt_valid_from, dbt_valid_to) around the
 # version's sales columns; is_current = (dbt_valid_to IS NULL), kept for plain SQL users.
 CREATE_HISTORY = (f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} (dbt_scd_id VARCHAR, "
@@ -64,10 +67,11 @@ class State:
     watermark: datetime | None
     dataset: str
     load_number: int
+    fed: bool = False  # the last run was applied from its feed (``Position.fed``)
 
     @property
     def position(self) -> Position:
-        return Position(self.dataset, self.last_run, self.last_run_date)
+        return Position(self.dataset, self.last_run, self.last_run_date, self.fed)
 
 
 def state(con: duckdb.DuckDBPyConnection, strategy: str | None = None) -> State | None:
@@ -75,8 +79,9 @@ def state(con: duckdb.DuckDBPyConnection, strategy: str | None = None) -> State 
     ``strategy`` that strategy's own; None for a table never loaded."""
     where, params = ("= ?", [strategy]) if strategy else ("<> ?", [HISTORY_STRATEGY])
     rows = con.execute(f"SELECT strategy, last_run, last_run_date, watermark, dataset, "
-                       f"load_number FROM {STATE_TABLE} WHERE strategy {where} "
-                       "ORDER BY load_number DESC LIMIT 1", params).fetchall()
+                       f"load_number, coalesce(fed, false) FROM {STATE_TABLE} "
+                       f"WHERE strategy {where} ORDER BY load_number DESC LIMIT 1",
+                       params).fetchall()
     return State(*rows[0]) if rows else None
 
 

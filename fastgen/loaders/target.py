@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date
 
 import duckdb
 import polars as pl
@@ -131,16 +131,13 @@ class Warehouse(Target):
 class HistoryWarehouse(Warehouse):
     """The warehouse's ``sales_history`` as the core's target (``scd2``): its position is its
     own control row; a feed piece closes the current version of each sale it updates or
-    deletes and opens the new version of each it inserts or updates. ``closing_at`` is the
-    commit_ts of the run being applied: a hard delete closes the version there."""
+    deletes and opens the new version of each it inserts or updates. A hard delete closes the
+    version at its event's ``commit_ts`` (a held-back event's run, not the one delivering it)."""
 
     remedy = f"drop its {HISTORY_TABLE} table and its {HISTORY_STRATEGY} control row"
     create = [CREATE_HISTORY]
     table = HISTORY_TABLE
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, strategy: str = HISTORY_STRATEGY):
-        super().__init__(con, strategy)
-        self.closing_at: datetime | None = None
+    commit_ts = True
 
     @property
     def name(self) -> str:
@@ -161,9 +158,8 @@ class HistoryWarehouse(Warehouse):
             closed = [affected(self.con, f"UPDATE {HISTORY_TABLE} AS h SET is_current = false, "
                                          f"dbt_valid_to = {to} FROM {PIECE} AS p WHERE "
                                          f"p.op = '{op}' AND h.sale_id = p.sale_id "
-                                         "AND h.is_current", params)
-                      for op, to, params in (("update", "p.updated_at", None),
-                                             ("delete", "$at", {"at": self.closing_at}))]
+                                         "AND h.is_current")
+                      for op, to in (("update", "p.updated_at"), ("delete", "p.commit_ts"))]
             opened = affected(self.con, f"INSERT INTO {HISTORY_TABLE} SELECT md5(sale_id::VARCHAR "
                                         f"|| '|' || updated_at::VARCHAR), {_SALES}, updated_at, "
                                         f"updated_at, NULL, true{channel} FROM {PIECE} "
@@ -176,10 +172,10 @@ def save_state(con: duckdb.DuckDBPyConnection, strategy: str, position: Position
     """Write the strategy's control row (inside the load's transaction)."""
     con.execute(f"DELETE FROM {STATE_TABLE} WHERE strategy = ?", [strategy])
     con.execute(f"INSERT INTO {STATE_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, now()::TIMESTAMP, "
-                "?, ?, ?, ?)",
+                "?, ?, ?, ?, ?)",
                 [strategy, position.last_run, position.last_run_date, position.last_run,
                  work.watermark, position.dataset, load_number, work.rows_read,
-                 work.bytes_read, len(work.days), work.changes])
+                 work.bytes_read, len(work.days), work.changes, work.fed])
 
 
 def affected(con: duckdb.DuckDBPyConnection, sql: str, params: list | dict | None = None) -> int:

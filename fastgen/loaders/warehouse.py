@@ -36,7 +36,8 @@ from pathlib import Path
 import duckdb
 
 from fastgen.dataset import Dataset, DatasetError, UsageError
-from fastgen.loaders.tables import CREATE_SALES, CREATE_STATE, STATE_TABLE, State, strategy_state
+from fastgen.loaders.tables import (ADD_FED, CREATE_SALES, CREATE_STATE, STATE_TABLE, State,
+                                    strategy_state)
 from fastgen.loaders.target import Warehouse, affected, save_state
 from fastgen.loaders.verify import verify_warehouse
 from fastgen.sinks.commit import Work, transact
@@ -114,6 +115,7 @@ def connect(path: str | os.PathLike, *, read_only: bool = False) -> duckdb.DuckD
         con.execute("BEGIN")
         con.execute(CREATE_SALES.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
         con.execute(CREATE_STATE)
+        con.execute(ADD_FED)
         con.execute("COMMIT")
     return con
 

@@ -152,6 +152,7 @@ class Target(ABC):
     table = TABLE
     channel = False
     channel_type = "TEXT"
+    commit_ts = False  # whether feed pieces end with each event's commit_ts (feed_pieces)
 
     def evolve(self, wanted: bool) -> None:
         """Give ``sales`` the column channel, last, once the dataset's source has it (stress

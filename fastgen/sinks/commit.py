@@ -23,6 +23,7 @@ in one (``fastgen.loaders.warehouse.run_load``).
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -49,13 +50,14 @@ class Work:
     bytes_read: int = 0
     days: frozenset[str] = field(default_factory=frozenset)  # ISO dates touched
     watermark: datetime | None = None  # the largest updated_at written
+    fed: bool = False  # the last run was applied from its feed (``Position.fed``)
 
     def then(self, other: Work) -> Work:
         """This work followed by ``other``, in one transaction."""
         marks = [m for m in (self.watermark, other.watermark) if m is not None]
         return Work(self.method, self.changes + other.changes, self.rows_read + other.rows_read,
                     self.bytes_read + other.bytes_read, self.days | other.days,
-                    max(marks) if marks else None)
+                    max(marks) if marks else None, other.fed)
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,8 @@ def transact(dataset: Dataset, target: Target, last: dict, step: Step, *,
             return before, None, None
         run, work = done
         fault("sink")
-        target.record(Position(fingerprint(dataset), run, dataset.sim.date_of(run)), work)
+        target.record(Position(fingerprint(dataset), run, dataset.sim.date_of(run), work.fed),
+                      work)
     return before, run, work
 
 
@@ -128,7 +131,7 @@ def apply(dataset: Dataset, target: Target,
             return last["run"], first_load(dataset, target, last)
         if run + 1 not in manifests:
             manifests.update({m["run"]: m for m in runs(dataset, run + 1, last)})
-        return run + 1, feed(dataset, target, last, manifests[run + 1])
+        return run + 1, feed(dataset, target, last, manifests[run + 1], fed=where.fed)
 
     while True:
         t0 = time.perf_counter()
@@ -181,15 +184,23 @@ def insert_days(dataset: Dataset, target: Target, last: dict, days: list[str],
                 frozenset(days))
 
 
-def feed(dataset: Dataset, target: Target, last: dict, manifest: dict) -> Work:
-    """Apply one run's feed, piece by piece; its counts must be what the feed asked for."""
+def feed(dataset: Dataset, target: Target, last: dict, manifest: dict, *, fed: bool = True
+         ) -> Work:
+    """Apply one run's feed, piece by piece; its counts must be what the feed asked for.
+    ``fed``: whether the target applied the previous run from its feed (not a bulk load), so
+    that the events that run held back are the target's to apply now (``feed_pieces``)."""
+    applied = None
+    if fed and manifest["run"] and dataset.model.stress.late_event_share:
+        before = dataset.manifests(manifest["run"] - 1, manifest["run"] - 1)[0]
+        applied = [rel for rel in before["feed"] if not Path(rel).name.startswith("tail-")]
     wanted = [0, 0, 0]
     got = [0, 0, 0]
     rows = 0
     days: set[str] = set()
     marks = []
     for piece in feed_pieces(dataset, last, manifest["feed"], channel=target.channel,
-                             run=manifest["run"]):
+                             run=manifest["run"], applied=applied,
+                             commit_ts=target.commit_ts):
         ops = piece["op"]
         for i, op in enumerate(OPS):
             wanted[i] += int((ops == op).sum())
@@ -205,4 +216,4 @@ def feed(dataset: Dataset, target: Target, last: dict, manifest: dict) -> Work:
                            "nothing of it was applied (run `fastgen verify`).")
     marks = [m for m in marks if m is not None]
     return Work("feed", sum(got), rows, sum(file_bytes(dataset, last, r) for r in manifest["feed"]),
-                frozenset(days), max(marks) if marks else None)
+                frozenset(days), max(marks) if marks else None, fed=True)

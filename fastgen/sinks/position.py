@@ -39,6 +39,9 @@ class Position:
     dataset: str  # fingerprint()
     last_run: int
     last_run_date: date
+    # Whether the last run was applied from its feed: with late events the target then
+    # holds ``fastgen.delivered.truth``, and the next run's held-back events are its to apply.
+    fed: bool = False
 
 
 def fingerprint(dataset: Dataset) -> str:

@@ -124,9 +124,9 @@ class PostgresTarget(Target):
         return [tuple(r) for r in rows]
 
     def position(self) -> Position | None:
-        row = self.con.execute(f"SELECT dataset, last_run, last_run_date FROM "
+        row = self.con.execute(f"SELECT dataset, last_run, last_run_date, method FROM "
                                f"{quoted(STATE_TABLE)} WHERE id = %s", [STATE_ROW_ID]).fetchone()
-        return Position(*row) if row else None
+        return Position(*row[:3], row[3] == "feed") if row else None
 
     def record(self, position: Position, work: Work) -> None:
         self.con.execute(

@@ -89,7 +89,8 @@ def _refused(problem: str) -> DatasetError:
 
 
 def feed_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool = False,
-                run: int = 0) -> Iterator[pl.DataFrame]:
+                run: int = 0, applied: list[str] | None = None, commit_ts: bool = False
+                ) -> Iterator[pl.DataFrame]:
     """The changes of one run's feed files (listed by its manifest), piece by piece, each
     piece naming a sale at most once, and pieces in an order that applies a sale's events in
     the order of their position (``lsn``).
@@ -99,15 +100,23 @@ def feed_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool 
     into rounds (a sale's first event in round 1, its second in round 2, ...), applied round
     after round, so that each piece stays one set-based statement per op. That holds the
     run's feed in memory at once (a stressed dataset's runs are test-sized). Rows of earlier
-    runs (redelivered at the end of run ``run``'s feed: stress mode ``redelivery_share``) were
-    applied with their own run, and are skipped: a position at or before the last one applied.
+    runs at the end of run ``run``'s feed (its tail) are skipped when ``applied`` is None: rows
+    delivered again (stress mode ``redelivery_share``) were applied with their own run, a
+    position at or before the last one applied. With late events (``late_event_share``) the
+    tail also holds events the previous run held back: ``applied`` then names the previous
+    run's own files, which the target applied, and a tail row is skipped when its position is
+    in them (a consumer remembers the positions of its last batch). A target that reached the
+    previous run by a bulk load passes None: the export it loaded had those events already.
+    With ``commit_ts`` a piece ends with each event's commit time (a type 2 history closes a
+    hard-deleted sale's version there, whichever run delivered it).
     """
     check_files(dataset, last, rels)
-    columns = ["op", "sale_id", PARTITION_KEY, "after"]
+    columns = ["op", "sale_id", PARTITION_KEY, "after", *(["commit_ts"] if commit_ts else [])]
 
     def image(frame: pl.DataFrame) -> pl.DataFrame:  # in the order of the table's columns
         return frame.select("op", "sale_id", *_IMAGE, PARTITION_KEY,
-                            *([_channel(frame)] if channel else []))
+                            *([_channel(frame)] if channel else []),
+                            *(["commit_ts"] if commit_ts else []))
 
     if not dataset.model.stress.on:
         for path in committed_paths(dataset, last, rels):
@@ -117,7 +126,13 @@ def feed_pieces(dataset: Dataset, last: dict, rels: list[str], *, channel: bool 
     events = pl.concat([image(frame).with_columns(frame[LSN])
                         for path in committed_paths(dataset, last, rels)
                         for frame in _pieces(dataset, path, [*columns, LSN])])
-    events = events.filter(pl.col(LSN) >= run << RUN_SHIFT).sort(LSN).with_columns(
+    fresh = pl.col(LSN) >= run << RUN_SHIFT
+    if applied:
+        check_files(dataset, last, applied)
+        seen = pl.concat([frame for path in committed_paths(dataset, last, applied)
+                          for frame in _pieces(dataset, path, [LSN])])[LSN]
+        fresh = fresh | ~pl.col(LSN).is_in(seen.implode())
+    events = events.filter(fresh).sort(LSN).with_columns(
         pl.int_range(pl.len()).over("sale_id").alias("round"))
     for number in range(events["round"].max() + 1 if events.height else 0):
         round_ = events.filter(pl.col("round") == number).drop(LSN, "round")

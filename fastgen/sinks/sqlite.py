@@ -87,9 +87,10 @@ class SqliteTarget(Target):
         return [(name, kind.upper()) for name, kind in rows]
 
     def position(self) -> Position | None:
-        row = self.con.execute(f"SELECT dataset, last_run, last_run_date FROM "
+        row = self.con.execute(f"SELECT dataset, last_run, last_run_date, method FROM "
                                f"{quoted(STATE_TABLE)} WHERE id = ?", [STATE_ROW_ID]).fetchone()
-        return Position(row[0], row[1], date.fromisoformat(row[2])) if row else None
+        return Position(row[0], row[1], date.fromisoformat(row[2]), row[3] == "feed") \
+            if row else None
 
     def record(self, position: Position, work: Work) -> None:
         self.con.execute(f"INSERT OR REPLACE INTO {quoted(STATE_TABLE)} VALUES "
