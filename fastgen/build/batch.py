@@ -221,8 +221,8 @@ class Batch:
         days = partitions if whole else {sim.date_of(d).isoformat(): None for d in touched}
         counts["partitions_rewritten"] = len(touched)
         counts["feed_rows"] = feed.rows
-        extra = {"held": delivered.held(held, feed.held)} if sim.model.stress.late_event_share \
-            else {}
+        late = sim.model.stress.late_event_share and self.context.feed
+        extra = {"held": delivered.held(held, feed.held)} if late else {}
         return {
             "format_version": layout.FORMAT_VERSION, "run": run,
             "run_date": sim.date_of(run).isoformat(),

@@ -232,7 +232,7 @@ def make_part(context: Context, task: PartTask) -> PartResult:
             reach = _stress_facts(sim, run, day, captured, counts)
             made += history.changed(captured.kinds, captured.before, captured.after,
                                     sim.day_start_us(run + 1))  # the run's commit_ts
-            held = held_facts(sim, run, captured)
+            held = held_facts(sim, run, captured) if context.feed else None
         else:
             held = None
         if captured is not None and captured.kinds.size and context.feed:

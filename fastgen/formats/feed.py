@@ -14,7 +14,10 @@ order (``lsn`` is ``commit_version << 40`` plus the place in the run: ``HISTORY_
 dataset's feeds in name order are in ``lsn`` order, and applying them in ``lsn`` order gives
 the export. With redelivery (``redelivery_share``) a run's feed ends with ``tail-00000``: rows
 of the previous run's feed again, unchanged, positions included; a consumer skips a position
-it has applied.
+it has applied. With late events (``late_event_share``) the tail also holds the events the
+previous run held back (``held/``), with their own positions: a consumer applies those, in
+``lsn`` order with the run's own, and has the export only once they arrived
+(``fastgen.delivered``).
 """
 
 from __future__ import annotations
