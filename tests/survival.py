@@ -33,7 +33,7 @@ from pathlib import Path
 
 import duckdb
 
-from fastgen import sinks
+from fastgen import delivered, sinks
 from fastgen.cli import main
 from fastgen.config import STRESS
 from fastgen.dataset import CHECKED, LOCK, Dataset, DatasetError
@@ -55,6 +55,7 @@ MODES: dict[str, tuple[str, ...]] = {
     "late commit": ("--late-commit-share", "0.1", "--delete-mode", "soft"),
     "schema change": ("--schema-change-run", "3", "--delete-mode", "soft"),
     "redelivery": ("--redelivery-share", "0.1", "--delete-mode", "soft"),
+    "late events": ("--late-event-share", "0.1", "--delete-mode", "soft"),
     # Every mode above at --stress's rates (fastgen.config.STRESS), mixed deletes.
     "--stress": ("--stress",),
 }
@@ -199,8 +200,11 @@ class Merge(Loader):
     whole feed: delete the keys of the run's deletes, then ``INSERT OR REPLACE`` the after
     images of its inserts and updates. It ignores ``lsn``: within a run, which of two events
     of one key wins is up to DuckDB. Judged by the comparison ``verify --warehouse`` makes of
-    ``sales`` (``fastgen.sinks.verify.compare`` against the last manifest; it writes no
-    fastgen control row, so ``verify_warehouse`` itself would only say it was never loaded).
+    the ``sales`` of a target that applied the last run from its feed
+    (``fastgen.sinks.verify.compare`` against ``fastgen.delivered.truth`` of the last
+    manifest: the export less the events the source held back, stress mode late events; it
+    writes no fastgen control row, so ``verify_warehouse`` itself would only say it was never
+    loaded).
     """
 
     name = "merge (no positions)"
@@ -240,9 +244,11 @@ class Merge(Loader):
         return Cost(rows, size)
 
     def judge(self, data: Path) -> list[str]:
+        last = Dataset(data).committed()
         con = duckdb.connect(str(self.warehouse), read_only=True)
         try:
-            return compare(Dataset(data).committed()["partitions"], Warehouse(con, "merge"),
+            # A feed consumer, judged as one: the events a run held back are not its to have.
+            return compare(delivered.truth(last["partitions"], last), Warehouse(con, "merge"),
                            "the warehouse")
         finally:
             con.close()
