@@ -421,3 +421,31 @@ def history_from_feed(feed: list[dict]) -> dict[str, tuple[int, int]]:
             count_hash[1] = (count_hash[1] + version_hash(sale_id, version, valid_from,
                                                           valid_to)) & MASK64
     return {day: (n, h) for day, (n, h) in out.items()}
+
+
+# ---- change feed ----------------------------------------------------------------------------
+def apply_feed(table: dict[int, tuple], seen: set[int], rows: list[dict]
+               ) -> tuple[list[dict], list[dict]]:
+    """Apply one run's delivered feed rows to ``table`` as a consumer does, one at a time.
+
+    ``rows`` are feed rows as dicts (op, sale_id, sale_date, before, after, lsn); ``table``
+    maps sale_id to (sale_date, row image). Rows are taken in ``lsn`` order; a position in
+    ``seen`` (delivered before) is skipped, the others are applied and added to it. Returns the
+    events applied, in order, and those that did not fit the table: an insert of a sale it
+    holds, an update or delete whose ``before`` is not the row it holds.
+    """
+    applied, misfits = [], []
+    for event in sorted(rows, key=lambda e: e["lsn"]):
+        if event["lsn"] in seen:
+            continue
+        seen.add(event["lsn"])
+        key = event["sale_id"]
+        expected = None if event["op"] == "insert" else (event["sale_date"], event["before"])
+        if table.get(key) != expected:
+            misfits.append(event)
+        if event["op"] == "delete":
+            table.pop(key, None)
+        else:
+            table[key] = (event["sale_date"], event["after"])
+        applied.append(event)
+    return applied, misfits
