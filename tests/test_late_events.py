@@ -411,14 +411,11 @@ def test_loaders_and_the_sqlite_sink_follow_every_run_and_verify(tmp_path):
     assert (held["op"] == "delete").any()
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: a watermark load after a fed cdc load "
-                   "misses the cdc's last run's held events (their updated_at is below the "
-                   "watermark the cdc load left), on a soft-delete dataset where watermark "
-                   "is exact")
 def test_a_watermark_load_after_a_fed_cdc_load_takes_the_held_events(tmp_path):
     """Strategies may be switched on one warehouse (fastgen.loaders.warehouse); after a cdc
     load that applied its last run from the feed, the table lacks that run's held events, so
-    the next load must bring them (incremental reloads their days)."""
+    the next load must bring them (incremental reloads their days, watermark reaches back to
+    the start of the fed run's day)."""
     data, wh = tmp_path / "data", tmp_path / "w.duckdb"
     _generate(data, "--days", 3, "--start-date", START, "--seed", "5", "--rows-per-day", 2_000,
               "--late-event-share", 0.2, "--delete-mode", "soft", "--late-share", "0")

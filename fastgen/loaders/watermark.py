@@ -18,12 +18,17 @@ hard-delete, every load says so in one line (``LoadStats.notes``: how many rows 
 loaded hard-deleted, from the manifests' counts), and ``fastgen verify --warehouse`` names the
 days that are wrong. The first load into an empty warehouse takes the bulk path (the export
 after the last run), which is exact.
+
+After a cdc load that applied its last run from the feed, with late events, the table lacks
+that run's held-back events, whose rows may be stamped before the watermark the cdc load
+left: the merge then reaches back to the start of that run's day (and as far before it as the
+run's changes were stamped, ``late_commit_reach_us``), which brings them.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 import duckdb
 
@@ -49,12 +54,23 @@ def load(dataset: Dataset, con: duckdb.DuckDBPyConnection,
             work = first_load(ds, target, last)
             mark = target.con.execute(f"SELECT max(updated_at) FROM {TABLE}").fetchone()[0]
             return replace(work, watermark=mark)
-        return _merge(target, ds, last, before.watermark - lookback, scanned)
+        return _merge(target, ds, last, _since(ds, before, lookback), scanned)
 
     stats = run_load("watermark", dataset, con, merge, needs_history=True)
     return replace(stats, row_groups=scanned.get("row_groups"),
                    notes=hard_deletes_kept(dataset, stats.from_run, stats.to_run)
                    + late_commits_missed(dataset, stats.from_run, stats.to_run, lookback))
+
+
+def _since(dataset: Dataset, before: State, lookback: timedelta) -> datetime:
+    """Where the merge starts: the watermark less the lookback, or earlier after a fed load
+    whose run held events back (the module's docstring)."""
+    since = before.watermark - lookback
+    if not (before.fed and dataset.model.stress.late_event_share):
+        return since
+    fed = dataset.manifests(before.last_run, before.last_run)[0]
+    reach = timedelta(microseconds=fed["counts"].get("late_commit_reach_us", 0))
+    return min(since, datetime.combine(dataset.sim.date_of(before.last_run), time()) - reach)
 
 
 def _merge(target: Warehouse, dataset: Dataset, last: dict, since, scanned: dict) -> Work:
