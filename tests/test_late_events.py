@@ -39,13 +39,14 @@ from fastgen.dataset import Dataset
 from fastgen.digest import digest
 from fastgen.formats.feed import HISTORY_BASE, INSERT_BASE, RUN_SHIFT, SAME_DAY_BASE
 from fastgen.loaders import load
-from fastgen.loaders.warehouse import connect, verify_warehouse
 from fastgen.sinks.verify import compare
 
 try:
     from tests import naive
+    from tests.warehouse_checks import problems
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path itself
     import naive
+    from warehouse_checks import problems
 
 SHARE = 0.1
 ROWS, RUNS = 10_000, 5
@@ -339,14 +340,6 @@ LOAD_ARGS = ("--start-date", START, "--seed", "21", "--rows-per-day", 2_000,
              *(x for name, value in RATES.items() for x in (f"--{name.replace('_', '-')}", value)))
 
 
-def _problems(data: Path, wh: Path) -> list[str]:
-    con = connect(wh, read_only=True)
-    try:
-        return verify_warehouse(Dataset(data), con)
-    finally:
-        con.close()
-
-
 def _days(problems: list[str]) -> set[str]:
     """The days verify names (each problem is 'day YYYY-MM-DD: ...')."""
     assert all(p.startswith("day ") for p in problems), problems
@@ -374,7 +367,7 @@ def test_loaders_and_the_sqlite_sink_follow_every_run_and_verify(tmp_path):
             with duckdb.connect(str(forced)) as con:
                 con.execute("UPDATE fastgen_load_state SET fed = false")
             load("cdc", data, forced)
-            wrong = _problems(data, forced)
+            wrong = problems(data, forced)
             assert wrong, f"run {run}: verify missed a cdc load that skipped the held events"
             assert _days(wrong) <= set(ds.manifest(run - 1)["held"]["days"]), wrong
             caught += 1
@@ -390,7 +383,7 @@ def test_loaders_and_the_sqlite_sink_follow_every_run_and_verify(tmp_path):
                 "bulk" if run == BULK_AT else "feed"] * (2 if run == LOAD_RUNS - 1 else 1)
         for name, path in wh.items():
             if late or name != "late_cdc":
-                assert _problems(data, path) == [], (run, name)
+                assert problems(data, path) == [], (run, name)
         for url in [db] + ([late_db] if late else []):
             report = sinks.verify(data, url)
             assert (report.problems, report.run, report.behind) == ([], run, None), (run, url)
@@ -424,7 +417,7 @@ def test_a_watermark_load_after_a_fed_cdc_load_takes_the_held_events(tmp_path):
     load("cdc", data, wh)  # fed: run 3's held events are not in the table
     _generate(data, "--days", 1)
     load("watermark", data, wh)
-    assert _problems(data, wh) == []
+    assert problems(data, wh) == []
 
 
 # ---- the same bytes -------------------------------------------------------------------------
