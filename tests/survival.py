@@ -35,7 +35,6 @@ import duckdb
 
 from fastgen import delivered, sinks
 from fastgen.cli import main
-from fastgen.config import STRESS
 from fastgen.dataset import CHECKED, LOCK, Dataset, DatasetError
 from fastgen.loaders import connect, load, verify_warehouse
 from fastgen.loaders.target import Warehouse
