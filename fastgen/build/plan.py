@@ -53,10 +53,11 @@ class PartTask:
 class FeedTask:
     run: int
     pieces: tuple[tuple[int, int], ...]  # (day, part) whose changes of this run come first
-    # The first run of a call, with redelivery on: the previous run's own feed files
-    # (committed), whose redelivered rows end this run's feed (feed_tasks.make_feed).
+    # The first run of a call: with redelivery on, the previous run's own feed files
+    # (committed), whose redelivered rows end this run's feed (feed_tasks.make_feed); with
+    # late events, the previous run's held file, whose events end it too.
     before: tuple[str, ...] = ()
-    held_before: tuple[str, ...] = ()  # with late events: the previous run's held file
+    held_before: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
