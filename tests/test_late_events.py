@@ -420,6 +420,36 @@ def test_a_watermark_load_after_a_fed_cdc_load_takes_the_held_events(tmp_path):
     assert problems(data, wh) == []
 
 
+def test_a_warehouse_loaded_before_fed_existed_is_verified_read_only(tmp_path):
+    """A warehouse whose control table lacks ``fed`` (last loaded by a fastgen before late
+    events) is verified as it is: read-only, nothing can add the column, and none of its
+    loads was fed; its next load adds the column."""
+    data, wh = tmp_path / "data", tmp_path / "w.duckdb"
+    _generate(data, "--days", 2, "--start-date", START, "--rows-per-day", 1_000)
+    load("cdc", data, wh)
+    con = duckdb.connect(str(wh))
+    con.execute("ALTER TABLE fastgen_load_state DROP COLUMN fed")
+    con.close()
+    assert problems(data, wh) == []
+    _generate(data, "--days", 1)
+    load("cdc", data, wh)
+    assert problems(data, wh) == []
+    con = duckdb.connect(str(wh), read_only=True)
+    assert con.execute("SELECT fed FROM fastgen_load_state").fetchall() == [(True,)]
+    con.close()
+
+
+def test_verify_names_a_file_under_held_that_no_manifest_lists(daily, tmp_path, run_cli):
+    copy = tmp_path / "copy"
+    shutil.copytree(daily["root"], copy)
+    held = sorted((copy / "held").rglob("*.parquet"))[0]
+    stray = held.with_name("part-00001.parquet")
+    shutil.copy(held, stray)
+    checked = run_cli("verify", "--data", copy)
+    assert checked.code == 1
+    assert f"{stray.relative_to(copy)} is not part of the dataset" in checked.out, checked
+
+
 # ---- the same bytes -------------------------------------------------------------------------
 def _files(root: Path) -> dict[str, str]:
     """sha256 of every file under sales/, changes/ and held/, hidden ones included, and of

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from fastgen.dataset import manifest as manifests
 from fastgen.dataset.identity import differences
-from fastgen.dataset.layout import CHANGES, CHECKED, MANIFESTS, SALES, is_temporary
+from fastgen.dataset.layout import CHANGES, CHECKED, HELD, MANIFESTS, SALES, is_temporary
 from fastgen.digest import digest
 from fastgen.errors import DatasetError
 from fastgen.formats import file_checksum
@@ -114,7 +114,7 @@ def file_problems(ds: Dataset, last: dict | None, *, checked: dict | None = None
     problems = [wording[m.kind].format(**vars(m)) for m in
                 mismatches(ds, last, list(listed), {} if checked is None else checked,
                            record=checked is not None)]
-    for folder in (SALES, CHANGES):
+    for folder in (SALES, CHANGES, HELD):
         base = ds.root / folder
         if base.is_dir():
             for path in sorted(base.rglob("*")):

@@ -78,8 +78,14 @@ def state(con: duckdb.DuckDBPyConnection, strategy: str | None = None) -> State 
     """The position of ``sales`` (the most recent load of a strategy that keeps it), or with
     ``strategy`` that strategy's own; None for a table never loaded."""
     where, params = ("= ?", [strategy]) if strategy else ("<> ?", [HISTORY_STRATEGY])
+    # A warehouse last loaded by a fastgen before ``fed`` existed, opened read-only (verify),
+    # lacks the column: none of its loads was fed.
+    fed = "coalesce(fed, false)" if con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = 'fed' "
+        "AND schema_name = current_schema() AND database_name = current_database()",
+        [STATE_TABLE]).fetchone()[0] else "false"
     rows = con.execute(f"SELECT strategy, last_run, last_run_date, watermark, dataset, "
-                       f"load_number, coalesce(fed, false) FROM {STATE_TABLE} "
+                       f"load_number, {fed} FROM {STATE_TABLE} "
                        f"WHERE strategy {where} ORDER BY load_number DESC LIMIT 1",
                        params).fetchall()
     return State(*rows[0]) if rows else None
