@@ -14,8 +14,13 @@ skips the held events when the next run's feed delivers them.
 
 from __future__ import annotations
 
-from fastgen.digest import Digest
-from fastgen.history import History
+import numpy as np
+import polars as pl
+
+from fastgen.digest import Digest, digest, encoded
+from fastgen.history import History, changed
+from fastgen.kernels import changes as ck
+from fastgen.schema import PARTITION_KEY
 
 
 def held(days: dict[str, list[dict]], file) -> dict:
@@ -31,6 +36,24 @@ def held(days: dict[str, list[dict]], file) -> dict:
                     "history": sum((History.from_json(f["history"]) for f in facts),
                                    History(0, 0)).to_json()}
     return {"files": [file.final] if file else [], "days": out}
+
+
+def of_events(frame: pl.DataFrame, commit_ts_us: int) -> dict[str, dict]:
+    """The ``days`` of a manifest's ``held`` section, from the held events themselves (a held
+    file read back, its run's commit time ``commit_ts_us``): what ``fastgen verify`` checks
+    the manifest's against."""
+    out = {}
+    for (day,), events in sorted(frame.partition_by(PARTITION_KEY, as_dict=True).items()):
+        hard = (events["op"] == "delete").to_numpy()
+        before, after = events["before"].struct.unnest(), events["after"].struct.unnest()
+        arrays = [{c: s.to_numpy() for c, s in encoded(image).to_dict().items()}
+                  for image in (before, after)]
+        kinds = np.where(hard, ck.HARD_DELETE, ck.UPDATE)
+        out[day.isoformat()] = {
+            "events": events.height, "before": digest(before).to_json(),
+            "after": digest(after.filter(pl.Series(~hard))).to_json(),
+            "history": changed(kinds, *arrays, commit_ts_us).to_json()}
+    return out
 
 
 def truth(partitions: dict[str, dict], manifest: dict) -> dict[str, dict]:

@@ -46,7 +46,9 @@ class Digest:
                    amount=str(Decimal(int(cents)).scaleb(-2)), row_hash=f"{total:016x}")
 
 
-def _as_int64(frame: pl.DataFrame) -> pl.DataFrame:
+def encoded(frame: pl.DataFrame) -> pl.DataFrame:
+    """The ``sales`` columns of ``frame`` as the kernels hold them: Int64 microseconds, cents,
+    0/1, NOT_DELETED for a null."""
     exprs = []
     for name in SALES_COLUMNS:
         dtype = frame.schema[name]
@@ -62,7 +64,7 @@ def _as_int64(frame: pl.DataFrame) -> pl.DataFrame:
 def digest(frame: pl.DataFrame) -> Digest:
     """Digest of the ``sales`` rows in ``frame``, with channel if it has one (other extra
     columns are ignored)."""
-    ints = _as_int64(frame)
+    ints = encoded(frame)
     columns = {name: ints[name].to_numpy() for name in SALES_COLUMNS}
     if CHANNEL in frame.columns:
         columns[CHANNEL] = channel_codes(frame[CHANNEL])

@@ -36,6 +36,7 @@ from fastgen.build.tasks import held_back
 from fastgen.cli import main
 from fastgen.config import STRESS, Model, StressModel
 from fastgen.dataset import Dataset
+from fastgen.dataset import manifest as manifests
 from fastgen.digest import digest
 from fastgen.formats.feed import HISTORY_BASE, INSERT_BASE, RUN_SHIFT, SAME_DAY_BASE
 from fastgen.loaders import load
@@ -437,6 +438,26 @@ def test_a_warehouse_loaded_before_fed_existed_is_verified_read_only(tmp_path):
     con = duckdb.connect(str(wh), read_only=True)
     assert con.execute("SELECT fed FROM fastgen_load_state").fetchall() == [(True,)]
     con.close()
+
+
+def test_verify_recomputes_the_held_truth_from_the_held_files(daily, tmp_path, run_cli):
+    """``fastgen verify`` checks each run's held section against its held file: a manifest
+    whose held truth is off by one row (checksum made again, so only this check can see it)
+    is named."""
+    copy = tmp_path / "copy"
+    shutil.copytree(daily["root"], copy)
+    assert run_cli("verify", "--data", copy).code == 0
+    path = Dataset(copy).manifest_path(2)
+    manifest = json.loads(path.read_text())
+    day = sorted(manifest["held"]["days"])[0]
+    manifest["held"]["days"][day]["before"]["rows"] += 1
+    del manifest["checksum"]
+    manifest["checksum"] = manifests.checksum(manifest)
+    path.write_text(json.dumps(manifest))
+    checked = run_cli("verify", "--data", copy)
+    assert checked.code == 1
+    assert (f"held events of run {manifest['run_date']}, day {day}: they do not give the "
+            "manifest's held truth") in checked.out, checked
 
 
 def test_verify_names_a_file_under_held_that_no_manifest_lists(daily, tmp_path, run_cli):

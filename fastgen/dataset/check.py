@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fastgen import delivered
 from fastgen.dataset import manifest as manifests
 from fastgen.dataset.identity import differences
 from fastgen.dataset.layout import CHANGES, CHECKED, HELD, MANIFESTS, SALES, is_temporary
@@ -195,4 +196,29 @@ def verify(ds: Dataset) -> list[str]:
         for key in ("rows", "live_rows", "amount", "row_hash"):
             if actual[key] != truth[key]:
                 problems.append(f"partition {day}: {key} is {actual[key]}, the manifest says {truth[key]}")
+    return problems + held_problems(ds, last)
+
+
+def held_problems(ds: Dataset, last: dict) -> list[str]:
+    """Runs whose held events (stress mode late events) do not give their manifest's held
+    truth, the truth a feed consumer is judged by (``fastgen.delivered``)."""
+    if not (ds.model.stress.late_event_share and ds.feed == "full"):
+        return []
+    owed, problems = ds.owed(last), []
+    for manifest in ds.manifests(0, last["run"]):
+        files = manifest["held"]["files"]
+        paths = [owed.get(rel, ds.root / rel) for rel in files]
+        if not all(p.exists() for p in paths):
+            continue  # file_problems names it
+        try:
+            got = delivered.of_events(ds.reader([str(p) for p in paths]),
+                                      ds.sim.day_start_us(manifest["run"] + 1)) if paths else {}
+        except Exception as exc:  # a damaged file can fail in many ways; name it
+            problems.append(f"{files[0]}: cannot be read ({type(exc).__name__})")
+            continue
+        wanted = manifest["held"]["days"]
+        for day in sorted(set(got) | set(wanted)):
+            if got.get(day) != wanted.get(day):
+                problems.append(f"held events of run {manifest['run_date']}, day {day}: they do "
+                                "not give the manifest's held truth")
     return problems
