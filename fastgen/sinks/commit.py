@@ -23,10 +23,10 @@ in one (``fastgen.loaders.warehouse.run_load``).
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 
 from fastgen.dataset import Dataset
 from fastgen.errors import DatasetError, UsageError
