@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from fastgen.digest import Digest, digest, encoded
-from fastgen.history import History, changed
+from fastgen.history import NONE, History, changed
 from fastgen.kernels import changes as ck
 from fastgen.schema import PARTITION_KEY
 
@@ -34,7 +34,7 @@ def held(days: dict[str, list[dict]], file) -> dict:
                     "after": Digest.combine([Digest.from_json(f["after"])
                                              for f in facts]).to_json(),
                     "history": sum((History.from_json(f["history"]) for f in facts),
-                                   History(0, 0)).to_json()}
+                                   NONE).to_json()}
     return {"files": [file.final] if file else [], "days": out}
 
 

@@ -106,8 +106,8 @@ def _feed_files(context: Context, run: int, pieces: list[tuple[int, int]],
             if context.model.stress.on:
                 frame = feed_format.with_lsn(frame, run, base + placed)
             placed += frame.height
-            late = pl.Series(held_back(sim, run, frame["sale_id"].to_numpy()))
-            if late.any():
+            if context.model.stress.late_event_share:
+                late = pl.Series(held_back(sim, run, frame["sale_id"].to_numpy()))
                 held.append(frame.filter(late))
                 frame = frame.filter(~late)
             if frame.height:
